@@ -1,0 +1,134 @@
+//! The API's request and response bodies.
+//!
+//! Field names and message formats are those of the original FastAPI service,
+//! so its clients keep working unchanged; additions are new optional fields.
+//! Every type derives [`ToSchema`], so the OpenAPI document is generated from
+//! exactly these definitions.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Which factoring algorithm to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Trial division: deliberately CPU-bound, like the original service, so
+    /// autoscaling demos behave the same. Limited to `n <= 10^15`.
+    #[default]
+    Trial,
+    /// Pollard-Brent rho with deterministic Miller-Rabin: any 64-bit `n` in
+    /// microseconds.
+    Rho,
+}
+
+impl Algorithm {
+    /// The name clients send and receive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Trial => "trial",
+            Algorithm::Rho => "rho",
+        }
+    }
+}
+
+/// Body of `POST /api/v1/hello`. `{}` is valid; unknown fields are ignored.
+///
+/// The handler does not deserialize into this type directly: it goes through
+/// [`crate::validate::hello_request`], which reports bad input the way FastAPI
+/// does. This type documents the accepted shape and carries the result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HelloRequest {
+    /// Number to factor. When absent (or null) a number is drawn uniformly
+    /// from [1_250_000_000_000, 2_500_000_000_000), as in the original.
+    #[schema(minimum = 2, maximum = 18446744073709551615_u64, example = 1462370954730_u64)]
+    pub n: Option<u64>,
+    /// Factoring algorithm; `trial` when absent (or null).
+    #[serde(default)]
+    pub algorithm: Algorithm,
+}
+
+/// Body of a successful `POST /api/v1/hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HelloResponse {
+    /// Always `"Hello, world!"`.
+    #[schema(example = "Hello, world!")]
+    pub message1: String,
+    /// `"The largest prime factor of {n} is {p}. Calculation took {t:.3} seconds."`
+    #[schema(
+        example = "The largest prime factor of 1462370954730 is 398311. Calculation took 0.000 seconds."
+    )]
+    pub message2: String,
+    /// The number that was factored.
+    #[schema(example = 1462370954730_u64)]
+    pub n: u64,
+    /// Its largest prime factor (`n` itself when `n` is prime).
+    #[schema(example = 398311)]
+    pub largest_prime_factor: u64,
+    /// Compute time in seconds, without parsing or serialization.
+    #[schema(example = 0.000_061)]
+    pub elapsed_time: f64,
+    /// The algorithm that ran.
+    pub algorithm: Algorithm,
+}
+
+/// Body of `GET /ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PingResponse {
+    /// Always `"pong!"`.
+    #[schema(example = "pong!")]
+    pub ping: String,
+}
+
+impl PingResponse {
+    /// The only answer `/ping` gives.
+    pub fn pong() -> Self {
+        Self { ping: "pong!".to_owned() }
+    }
+}
+
+/// One element of a validation error's location: a field name or an index
+/// (FastAPI uses the byte offset of a JSON syntax error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    /// A field name, or `"body"` for the request body itself.
+    Field(String),
+    /// A position.
+    Index(u64),
+}
+
+/// One problem with the request, in FastAPI's (pydantic's) shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ValidationError {
+    /// Where the problem is, e.g. `["body", "n"]`.
+    pub loc: Vec<LocItem>,
+    /// What is wrong, for people.
+    #[schema(example = "Input should be greater than or equal to 2")]
+    pub msg: String,
+    /// What is wrong, for programs (pydantic's error type names).
+    #[serde(rename = "type")]
+    #[schema(example = "greater_than_equal")]
+    pub kind: String,
+    /// The offending input, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// Parameters of the violated constraint, e.g. `{"ge": 2}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<serde_json::Value>,
+}
+
+/// Body of a 422 response: FastAPI's `HTTPValidationError`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = HTTPValidationError)]
+pub struct HttpValidationError {
+    /// Every problem found, not just the first.
+    pub detail: Vec<ValidationError>,
+}
+
+/// Body of the 404 and 405 responses, in API Gateway's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorMessage {
+    /// `"Not Found"` or `"Method Not Allowed"`.
+    #[schema(example = "Not Found")]
+    pub message: String,
+}
