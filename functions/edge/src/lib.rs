@@ -102,3 +102,31 @@ pub fn answer(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     Ok(result.unwrap_or_else(|err| error(&err)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{EventBody, SOURCES, Source, event};
+
+    fn request(event: serde_json::Value) -> Request {
+        lambda_http::request::from_str(&event.to_string()).expect("lambda_http accepts the event")
+    }
+
+    #[test]
+    fn route_path_is_the_clients_path_from_every_source() {
+        for source in SOURCES {
+            let r = request(event(source, "GET", "/docs/index.css", EventBody::None));
+            assert_eq!(route_path(&r), "/docs/index.css", "{source:?}");
+        }
+    }
+
+    #[test]
+    fn route_path_drops_a_named_http_api_stage() {
+        let mut e = event(Source::HttpApi, "GET", "/prod/ping", EventBody::None);
+        e["requestContext"]["stage"] = serde_json::json!("prod");
+        assert_eq!(route_path(&request(e.clone())), "/ping");
+        // A path that merely starts with the stage's letters keeps them.
+        e["rawPath"] = serde_json::json!("/production/ping");
+        assert_eq!(route_path(&request(e)), "/production/ping");
+    }
+}

@@ -1,0 +1,60 @@
+# One entry point for people and CI. Every target installs what it needs.
+#   make run    - serve the API locally (cargo lambda watch) on http://127.0.0.1:9000
+#   make test   - formatting, lints, and every test, end-to-end included
+#   make bench  - compute benchmarks (numbers go in the README)
+#   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+TOOLS_OK  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+HOST ?= 127.0.0.1
+PORT ?= 9000
+
+.PHONY: help tools run test lint unit test-summary bench build clean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+# A venv with the pinned tools, rebuilt when the pins change; and the arm64
+# Rust target that Lambda's Graviton functions need.
+$(TOOLS_OK): tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	rustup component add rustfmt clippy
+	rustup target add aarch64-unknown-linux-gnu
+	touch $@
+
+tools: $(TOOLS_OK)
+
+run: $(TOOLS_OK)
+	cargo lambda watch --invoke-address $(HOST) --invoke-port $(PORT)
+
+test: lint unit
+
+lint: $(TOOLS_OK)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The summary line adds up cargo's per-binary "test result" lines.
+unit: $(TOOLS_OK)
+	mkdir -p target
+	cargo test --workspace --locked 2>&1 | tee target/test.log
+	@$(MAKE) --no-print-directory test-summary
+
+test-summary:
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
+
+bench:
+	cargo bench --locked -p shared --bench factor
+
+build: $(TOOLS_OK)
+	cargo lambda build --release --arm64 --locked
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
