@@ -1,0 +1,120 @@
+//! The gateway's settings: flags, each also readable from an environment
+//! variable (what a Kubernetes manifest sets).
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Text,
+}
+
+/// HTTP front for Lambda functions run under the AWS Lambda Runtime
+/// Interface Emulator: plain HTTP in, API Gateway HTTP API events to the
+/// functions, one invocation per execution environment at a time.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "KF_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory holding one `<function>/bootstrap` per function.
+    #[arg(long, env = "KF_FUNCTIONS_DIR", default_value = "/opt/kf-api/functions")]
+    pub functions_dir: PathBuf,
+
+    /// The aws-lambda-rie executable (a name is looked up on PATH).
+    #[arg(long, env = "KF_RIE", default_value = "aws-lambda-rie")]
+    pub rie: PathBuf,
+
+    /// Most execution environments per function [default: the CPUs of the
+    /// container's cgroup quota].
+    #[arg(long, env = "KF_ENVS")]
+    pub envs: Option<usize>,
+
+    /// Requests that may wait per function when every environment is busy;
+    /// more get 503 with Retry-After.
+    #[arg(long, env = "KF_QUEUE", default_value_t = 128)]
+    pub queue: usize,
+
+    /// Longest a request may take, waiting included (API Gateway's is 30 s).
+    #[arg(long, env = "KF_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, env = "KF_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// On SIGTERM, how long to keep serving with /readyz failing before
+    /// refusing connections, so load balancers stop sending traffic first.
+    #[arg(long, env = "KF_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Start one environment per function before serving, so that no
+    /// request pays a cold start (costs its memory while idle).
+    #[arg(long, env = "KF_PREWARM", default_value_t = false)]
+    pub prewarm: bool,
+
+    /// Threads serving HTTP [default: the CPUs of the cgroup quota].
+    #[arg(long, env = "KF_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Log one line per request.
+    #[arg(long, env = "KF_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
+
+    /// Log format of the gateway (the functions' own lines pass through).
+    #[arg(long, env = "KF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The bootstrap of `function`.
+    pub fn bootstrap(&self, function: &str) -> PathBuf {
+        self.functions_dir.join(function).join("bootstrap")
+    }
+}
+
+/// `250ms`, `30s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) =
+        s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let value: f64 = number.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let config = Config::try_parse_from(["gateway"]).expect("defaults");
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert!(config.access_log);
+    }
+}

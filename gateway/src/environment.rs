@@ -1,0 +1,278 @@
+//! One execution environment: a function's bootstrap under its own
+//! `aws-lambda-rie`, taking one invocation at a time, as on AWS Lambda.
+//!
+//! The RIE in its classic mode crashes when a second invocation arrives
+//! while one runs (RIE issue #97: the whole process dies on a nil pointer),
+//! so an [`Environment`] is only ever used by the one request that holds it
+//! (see [`crate::pool`]). Each RIE gets two loopback ports of its own (its
+//! invoke API and the Runtime API its bootstrap polls) and starts the
+//! bootstrap lazily, on the first invocation.
+
+use crate::reaper::{Exit, Reaper, children_of};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::{Pid, getpgid};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// The RIE's invoke path (it serves one function, always named `function`).
+const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
+/// The header that makes the RIE use our request id as the invocation id,
+/// so the function's logs and context carry the gateway's request id.
+const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+/// How long a new RIE may take to listen before it counts as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to start the environments of one function.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The function's name, e.g. `hello`.
+    pub function: Arc<str>,
+    /// The RIE executable.
+    pub rie: PathBuf,
+    /// The function's bootstrap executable.
+    pub bootstrap: PathBuf,
+    /// Environment variables for the RIE and, through it, the bootstrap.
+    pub vars: Vec<(String, String)>,
+}
+
+/// Why an environment could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("cannot start {rie}: {source}")]
+    Spawn { rie: String, source: std::io::Error },
+    #[error("no free loopback port: {0}")]
+    Port(std::io::Error),
+    #[error("the RIE did not start listening: {0}")]
+    NotListening(String),
+    #[error("the environment died: {0}")]
+    Died(String),
+    #[error("the RIE connection failed: {0}")]
+    Connection(#[from] hyper::Error),
+}
+
+/// A running RIE with its function.
+#[derive(Debug)]
+pub struct Environment {
+    /// Unique within the process, for logs.
+    pub id: u64,
+    /// Whose environment this is.
+    pub function: Arc<str>,
+    /// The RIE's process id.
+    pid: Pid,
+    /// The RIE's invoke address.
+    addr: SocketAddr,
+    /// Turns `Some` when the RIE has exited.
+    exit: watch::Receiver<Exit>,
+    /// A kept-alive connection to the RIE, opened on first use.
+    sender: Option<SendRequest<Full<Bytes>>>,
+    /// Whether no invocation has run yet: the next one is a cold start.
+    pub fresh: bool,
+    /// Set once the processes are killed, so that `Drop` does not repeat it.
+    stopped: bool,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn free_port() -> Result<u16, EnvError> {
+    let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EnvError::Port)?;
+    Ok(listener.local_addr().map_err(EnvError::Port)?.port())
+}
+
+impl Environment {
+    /// Starts an RIE for `spec` and waits until it listens.
+    ///
+    /// The RIE cannot listen on port 0 (it tells its bootstrap the Runtime
+    /// API's address before binding), so free ports are found first; if
+    /// another process takes one in between, the RIE exits and the start is
+    /// retried on new ports.
+    pub async fn start(spec: &Spec, reaper: &Reaper) -> Result<Environment, EnvError> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_start(spec, reaper).await {
+                Ok(env) => return Ok(env),
+                Err(e @ EnvError::NotListening(_)) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| EnvError::NotListening("no attempt".into())))
+    }
+
+    async fn try_start(spec: &Spec, reaper: &Reaper) -> Result<Environment, EnvError> {
+        let (invoke_port, runtime_port) = (free_port()?, free_port()?);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, invoke_port));
+        let mut command = Command::new(&spec.rie);
+        command
+            .arg("--runtime-interface-emulator-address")
+            .arg(addr.to_string())
+            .arg("--runtime-api-address")
+            .arg(format!("127.0.0.1:{runtime_port}"))
+            .arg(&spec.bootstrap)
+            .envs(spec.vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let (pid, exit) = reaper
+            .spawn(&mut command)
+            .map_err(|source| EnvError::Spawn { rie: spec.rie.display().to_string(), source })?;
+        let mut env = Environment {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            function: spec.function.clone(),
+            pid,
+            addr,
+            exit,
+            sender: None,
+            fresh: true,
+            stopped: false,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut pause = Duration::from_micros(500);
+        loop {
+            if let Some(how) = env.exit.borrow().clone() {
+                env.stopped = true;
+                return Err(EnvError::NotListening(format!("RIE {how}")));
+            }
+            if let Ok(stream) = TcpStream::connect(addr).await {
+                env.attach(stream).await?;
+                tracing::debug!(function = %env.function, env = env.id, pid = pid.as_raw(), %addr, "environment started");
+                return Ok(env);
+            }
+            if Instant::now() > deadline {
+                return Err(EnvError::NotListening(format!(
+                    "nothing on {addr} after {START_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    async fn attach(&mut self, stream: TcpStream) -> Result<(), EnvError> {
+        stream.set_nodelay(true).ok();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // Ends when the RIE closes the connection or the sender is dropped.
+            let _ = connection.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    /// Whether the RIE is still running.
+    pub fn is_alive(&self) -> bool {
+        !self.stopped && self.exit.borrow().is_none()
+    }
+
+    /// Sends one event and returns the RIE's status and body.
+    ///
+    /// The caller must hold this environment exclusively until it returns.
+    pub async fn invoke(
+        &mut self,
+        request_id: &str,
+        event: Bytes,
+    ) -> Result<(StatusCode, Bytes), EnvError> {
+        if let Some(how) = self.exit.borrow().clone() {
+            return Err(EnvError::Died(format!("RIE {how}")));
+        }
+        let reusable = match &mut self.sender {
+            Some(sender) => sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !reusable {
+            let stream = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| EnvError::Died(format!("RIE not reachable: {e}")))?;
+            self.attach(stream).await?;
+        }
+        let mut request = Request::post(INVOKE_PATH)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(HOST, self.addr.to_string())
+            .body(Full::new(event))
+            .map_err(|e| EnvError::Died(format!("invoke request: {e}")))?;
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            request.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
+        // `attach` always leaves a sender behind.
+        let Some(sender) = self.sender.as_mut() else {
+            return Err(EnvError::Died("no connection".into()));
+        };
+        let result = async {
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        }
+        .await;
+        match result {
+            Ok(answer) => {
+                self.fresh = false;
+                Ok(answer)
+            }
+            Err(e) => {
+                self.sender = None;
+                // A connection that breaks mid-invoke means the RIE died.
+                match self.exit.borrow().clone() {
+                    Some(how) => Err(EnvError::Died(format!("RIE {how}"))),
+                    None => Err(EnvError::Connection(e)),
+                }
+            }
+        }
+    }
+
+    /// Kills the RIE and its bootstrap at once.
+    pub fn kill(mut self) {
+        self.kill_processes();
+    }
+
+    /// Kills the RIE and its bootstrap, and waits up to `grace` for the RIE
+    /// to be reaped. Nothing in an environment needs a graceful stop: the
+    /// requests it served are over by the time the pool stops it.
+    pub async fn stop(mut self, grace: Duration) {
+        self.kill_processes();
+        let mut exit = self.exit.clone();
+        let _ = tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await;
+    }
+
+    fn kill_processes(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.sender = None;
+        // The bootstrap runs in a process group of its own, which killing
+        // the RIE would leave running: kill its group first.
+        for child in children_of(self.pid) {
+            match getpgid(Some(child)) {
+                Ok(group) if group == child => {
+                    let _ = killpg(group, Signal::SIGKILL);
+                }
+                _ => {
+                    let _ = kill(child, Signal::SIGKILL);
+                }
+            }
+        }
+        if self.exit.borrow().is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Environment {
+    /// An environment dropped mid-invocation (or by a panic) must not leave
+    /// processes behind.
+    fn drop(&mut self) {
+        self.kill_processes();
+    }
+}

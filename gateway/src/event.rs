@@ -1,0 +1,408 @@
+//! Plain HTTP to API Gateway HTTP API events (payload format 2.0) and back,
+//! as API Gateway does on AWS, so a function sees the same event here as
+//! there and a client gets the same response.
+//!
+//! Both directions use `aws_lambda_events`' types; nothing is hand-built
+//! JSON.
+
+use aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription, ApiGatewayV2httpResponse,
+};
+use aws_lambda_events::encodings::Body as LambdaBody;
+use aws_lambda_events::query_map::QueryMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use hyper::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What API Gateway knows about a request besides the request itself.
+#[derive(Debug, Clone)]
+pub struct RequestMeta<'a> {
+    /// The request id, also passed to the RIE as the invocation id.
+    pub request_id: &'a str,
+    /// The client's address.
+    pub source_ip: IpAddr,
+    /// The matched route, e.g. `ANY /api/v1/hello`.
+    pub route_key: &'a str,
+    /// When the request arrived.
+    pub time: SystemTime,
+}
+
+/// The HTTP API event for a request.
+///
+/// Header names are lower case (as `http` keeps them); a header sent more
+/// than once is joined with commas, as are repeated query parameters;
+/// `Cookie` headers become the `cookies` list; a body that is not text is
+/// base64-encoded.
+pub fn request_event(
+    parts: &Parts,
+    body: &Bytes,
+    meta: &RequestMeta<'_>,
+) -> ApiGatewayV2httpRequest {
+    let path = parts.uri.path().to_owned();
+    let raw_query = parts.uri.query().unwrap_or_default();
+
+    let mut headers = HeaderMap::with_capacity(parts.headers.keys_len());
+    for name in parts.headers.keys() {
+        if name == COOKIE {
+            continue;
+        }
+        if let Some(value) =
+            joined(parts.headers.get_all(name).iter().map(HeaderValue::as_bytes), b",")
+        {
+            headers.insert(name.clone(), value);
+        }
+    }
+    let cookies: Vec<String> = parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+
+    let (text, is_base64_encoded) = body_text(&parts.headers, body);
+    let header_str =
+        |name: HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let time_epoch =
+        meta.time.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = parts.method.clone();
+    http.path = Some(path.clone());
+    http.protocol = Some(format!("{:?}", parts.version));
+    http.source_ip = Some(meta.source_ip.to_string());
+    http.user_agent = header_str(USER_AGENT);
+
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(meta.route_key.to_owned());
+    context.account_id = Some("anonymous".to_owned());
+    context.apiid = Some("kf-gateway".to_owned());
+    context.domain_name = header_str(HOST);
+    context.domain_prefix =
+        context.domain_name.as_deref().map(|h| h.split('.').next().unwrap_or(h).to_owned());
+    context.request_id = Some(meta.request_id.to_owned());
+    context.stage = Some("$default".to_owned());
+    context.time = Some(clf_time(time_epoch / 1000));
+    context.time_epoch = time_epoch;
+    context.http = http;
+
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".to_owned());
+    event.route_key = Some(meta.route_key.to_owned());
+    event.raw_path = Some(path);
+    event.raw_query_string = Some(raw_query.to_owned());
+    event.cookies = (!cookies.is_empty()).then_some(cookies);
+    event.headers = headers;
+    event.query_string_parameters = query_map(raw_query);
+    event.request_context = context;
+    event.body = text;
+    event.is_base64_encoded = is_base64_encoded;
+    event
+}
+
+/// Joins header values with `sep`, or `None` if the result is not a valid
+/// header value (it always is, for values that were valid on their own).
+fn joined<'a>(mut values: impl Iterator<Item = &'a [u8]>, sep: &[u8]) -> Option<HeaderValue> {
+    let first = values.next()?;
+    let mut out = first.to_vec();
+    for v in values {
+        out.extend_from_slice(sep);
+        out.extend_from_slice(v);
+    }
+    HeaderValue::from_bytes(&out).ok()
+}
+
+/// Query parameters with repeated names joined by commas, as HTTP APIs send
+/// them. Names and values are percent-decoded; `+` is a space.
+fn query_map(raw: &str) -> QueryMap {
+    let mut map: HashMap<String, String> = HashMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (percent_decode(name), percent_decode(value));
+        map.entry(name)
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    QueryMap::from(map)
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The body as the event carries it: text when it is text, else base64.
+fn body_text(headers: &HeaderMap, body: &Bytes) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    let textual =
+        headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_none_or(is_text_content_type);
+    match std::str::from_utf8(body) {
+        Ok(text) if textual => (Some(text.to_owned()), false),
+        _ => (Some(BASE64.encode(body)), true),
+    }
+}
+
+fn is_text_content_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence.starts_with("text/")
+        || essence.ends_with("/json")
+        || essence.ends_with("+json")
+        || essence.ends_with("/xml")
+        || essence.ends_with("+xml")
+        || essence == "application/javascript"
+        || essence == "application/x-www-form-urlencoded"
+}
+
+/// `dd/Mon/yyyy:HH:MM:SS +0000`, the request time format of API Gateway.
+fn clf_time(epoch_secs: i64) -> String {
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (days, secs) = (epoch_secs.div_euclid(86_400), epoch_secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// What a function's invocation produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// An HTTP response to send.
+    Response(hyper::Response<Bytes>),
+    /// The function failed: its error type and message, for the logs.
+    FunctionError { error_type: String, message: String },
+}
+
+/// Why a function's output could not be turned into a response.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed function response: {0}")]
+pub struct MalformedResponse(pub String);
+
+/// The HTTP response for a function's output, as an HTTP API builds it.
+///
+/// A payload 2.0 response (`statusCode`, `headers`, `cookies`, `body`,
+/// `isBase64Encoded`) is used as is; an `errorType` object is a function
+/// error; any other JSON is a 200 with that JSON as the body, as HTTP APIs
+/// infer.
+pub fn response(output: &[u8]) -> Result<Outcome, MalformedResponse> {
+    /// Just enough to tell the three shapes apart without a second parse of
+    /// a large body.
+    #[derive(Deserialize)]
+    struct Shape {
+        #[serde(rename = "statusCode")]
+        status_code: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "errorType")]
+        error_type: Option<String>,
+        #[serde(rename = "errorMessage")]
+        error_message: Option<String>,
+    }
+    let shape: Option<Shape> = serde_json::from_slice(output).ok();
+    match shape {
+        Some(Shape { status_code: Some(_), .. }) => {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(output).map_err(|e| MalformedResponse(e.to_string()))?;
+            // Payload 2.0 lets a function leave `cookies` out.
+            if let Some(obj) = value.as_object_mut() {
+                obj.entry("cookies").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            }
+            let parsed: ApiGatewayV2httpResponse =
+                serde_json::from_value(value).map_err(|e| MalformedResponse(e.to_string()))?;
+            http_response(parsed).map(Outcome::Response)
+        }
+        Some(Shape { error_type: Some(error_type), error_message, .. }) => {
+            Ok(Outcome::FunctionError { error_type, message: error_message.unwrap_or_default() })
+        }
+        _ => {
+            // Not an object with a status: HTTP APIs send valid JSON back as
+            // a 200 JSON body, anything else is an error.
+            serde_json::from_slice::<serde::de::IgnoredAny>(output)
+                .map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
+            let mut response = hyper::Response::new(Bytes::copy_from_slice(output));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(Outcome::Response(response))
+        }
+    }
+}
+
+fn http_response(
+    parsed: ApiGatewayV2httpResponse,
+) -> Result<hyper::Response<Bytes>, MalformedResponse> {
+    let status = u16::try_from(parsed.status_code)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| MalformedResponse(format!("status code {}", parsed.status_code)))?;
+    let body = match parsed.body {
+        None | Some(LambdaBody::Empty) => Bytes::new(),
+        Some(LambdaBody::Text(text)) if parsed.is_base64_encoded => Bytes::from(
+            BASE64.decode(text).map_err(|e| MalformedResponse(format!("base64 body: {e}")))?,
+        ),
+        Some(LambdaBody::Text(text)) => Bytes::from(text),
+        Some(LambdaBody::Binary(bytes)) => Bytes::from(bytes),
+        Some(_) => Bytes::new(),
+    };
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in parsed.multi_value_headers.iter().chain(parsed.headers.iter()) {
+        headers.append(name.clone(), value.clone());
+    }
+    for cookie in &parsed.cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::Request;
+
+    fn parts(request: Request<()>) -> Parts {
+        request.into_parts().0
+    }
+
+    fn meta() -> RequestMeta<'static> {
+        RequestMeta {
+            request_id: "req-1",
+            source_ip: "127.0.0.1".parse().expect("ip"),
+            route_key: "ANY /api/v1/hello",
+            time: UNIX_EPOCH + std::time::Duration::from_millis(1_795_920_199_123),
+        }
+    }
+
+    #[test]
+    fn request_becomes_an_http_api_event() {
+        let request = Request::post("/api/v1/hello?tag=a&tag=b&q=x%20y+z")
+            .header("Host", "api.example.com")
+            .header("X-Multi", "1")
+            .header("x-multi", "2")
+            .header("cookie", "a=1; b=2")
+            .header("cookie", "c=3")
+            .header("content-type", "application/json")
+            .body(())
+            .expect("request");
+        let event = request_event(&parts(request), &Bytes::from_static(b"{\"n\":12}"), &meta());
+        let json = serde_json::to_value(&event).expect("serializes");
+        assert_eq!(json["version"], "2.0");
+        assert_eq!(json["rawPath"], "/api/v1/hello");
+        assert_eq!(json["rawQueryString"], "tag=a&tag=b&q=x%20y+z");
+        assert_eq!(json["queryStringParameters"]["tag"], "a,b");
+        assert_eq!(json["queryStringParameters"]["q"], "x y z");
+        assert_eq!(json["headers"]["x-multi"], "1,2");
+        assert_eq!(json["headers"]["host"], "api.example.com");
+        assert!(json["headers"].get("cookie").is_none());
+        assert_eq!(json["cookies"], serde_json::json!(["a=1", "b=2", "c=3"]));
+        assert_eq!(json["body"], "{\"n\":12}");
+        assert_eq!(json["isBase64Encoded"], false);
+        let context = &json["requestContext"];
+        assert_eq!(context["http"]["method"], "POST");
+        assert_eq!(context["http"]["path"], "/api/v1/hello");
+        assert_eq!(context["http"]["sourceIp"], "127.0.0.1");
+        assert_eq!(context["requestId"], "req-1");
+        assert_eq!(context["routeKey"], "ANY /api/v1/hello");
+        assert_eq!(context["stage"], "$default");
+        assert_eq!(context["time"], "30/Nov/2026:02:43:19 +0000");
+        assert_eq!(context["timeEpoch"], 1_795_920_199_123i64);
+        assert_eq!(context["domainName"], "api.example.com");
+    }
+
+    #[test]
+    fn binary_bodies_are_base64() {
+        let request =
+            Request::post("/x").header("content-type", "image/png").body(()).expect("request");
+        let body = Bytes::from_static(&[0x89, b'P', b'N', b'G', 0, 1]);
+        let event = request_event(&parts(request), &body, &meta());
+        assert!(event.is_base64_encoded);
+        assert_eq!(event.body.as_deref(), Some("iVBORwAB"));
+        // Bytes that are not UTF-8 are base64 whatever the content type says.
+        let request =
+            Request::post("/x").header("content-type", "text/plain").body(()).expect("request");
+        let event = request_event(&parts(request), &Bytes::from_static(&[0xff, 0xfe]), &meta());
+        assert!(event.is_base64_encoded);
+    }
+
+    #[test]
+    fn payload_2_responses_become_http_responses() {
+        let output = br#"{"statusCode":201,"headers":{"content-type":"text/plain","x-a":"1"},
+            "multiValueHeaders":{},"cookies":["s=1; Path=/","t=2"],"body":"aGk=","isBase64Encoded":true}"#;
+        let Outcome::Response(r) = response(output).expect("valid") else { panic!("a response") };
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.body().as_ref(), b"hi");
+        assert_eq!(r.headers()["x-a"], "1");
+        let cookies: Vec<_> = r.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["s=1; Path=/", "t=2"]);
+    }
+
+    #[test]
+    fn function_errors_and_inferred_bodies() {
+        let output = br#"{"errorType":"Runtime.ExitError","errorMessage":"exit status 3"}"#;
+        assert!(matches!(
+            response(output),
+            Ok(Outcome::FunctionError { error_type, .. }) if error_type == "Runtime.ExitError"
+        ));
+        let Outcome::Response(r) = response(br#"{"hello":"world"}"#).expect("json") else {
+            panic!("a response")
+        };
+        assert_eq!((r.status(), r.body().as_ref()), (StatusCode::OK, &br#"{"hello":"world"}"#[..]));
+        assert!(response(b"Task timed out after 1.00 seconds").is_err());
+        assert!(response(br#"{"statusCode":99}"#).is_err());
+    }
+
+    #[test]
+    fn civil_time() {
+        assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(clf_time(951_782_400), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(clf_time(1_795_920_199), "30/Nov/2026:02:43:19 +0000");
+    }
+}

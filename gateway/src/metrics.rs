@@ -1,0 +1,151 @@
+//! Prometheus metrics of the gateway, served on `/metrics`.
+//!
+//! Counters are by route and status; the histogram is by route; the pool
+//! gauges (waiting requests, busy and live environments) and counters (cold
+//! starts, replaced environments) are by function.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionLabel {
+    function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionReason {
+    function: String,
+    reason: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~26 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+/// Handles to every metric; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    queued: Family<FunctionLabel, Gauge>,
+    busy: Family<FunctionLabel, Gauge>,
+    live: Family<FunctionLabel, Gauge>,
+    cold_starts: Family<FunctionLabel, Counter>,
+    restarts: Family<FunctionReason, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("kf_gateway");
+        let requests = Family::<RouteStatus, Counter>::default();
+        let latency = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let queued = Family::<FunctionLabel, Gauge>::default();
+        let busy = Family::<FunctionLabel, Gauge>::default();
+        let live = Family::<FunctionLabel, Gauge>::default();
+        let cold_starts = Family::<FunctionLabel, Counter>::default();
+        let restarts = Family::<FunctionReason, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register("request_duration_seconds", "Time to answer, by route", latency.clone());
+        registry.register("queue_depth", "Requests waiting for an environment", queued.clone());
+        registry.register("environments_busy", "Environments running an invocation", busy.clone());
+        registry.register("environments", "Environments alive, idle or busy", live.clone());
+        registry.register(
+            "cold_starts",
+            "Invocations that started a new environment",
+            cold_starts.clone(),
+        );
+        registry.register(
+            "environment_replacements",
+            "Environments killed and replaced, by reason",
+            restarts.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+                queued,
+                busy,
+                live,
+                cold_starts,
+                restarts,
+            }),
+        }
+    }
+
+    /// Counts an answered request.
+    pub fn request(&self, route: &str, status: u16, seconds: f64) {
+        let i = &self.inner;
+        i.requests.get_or_create(&RouteStatus { route: route.to_owned(), status }).inc();
+        i.latency.get_or_create(&RouteLabel { route: route.to_owned() }).observe(seconds);
+    }
+
+    pub(crate) fn queue_add(&self, function: &str, delta: i64) {
+        self.inner.queued.get_or_create(&label(function)).inc_by(delta);
+    }
+
+    pub(crate) fn busy_add(&self, function: &str, delta: i64) {
+        self.inner.busy.get_or_create(&label(function)).inc_by(delta);
+    }
+
+    pub(crate) fn set_live(&self, function: &str, live: usize) {
+        self.inner.live.get_or_create(&label(function)).set(live as i64);
+    }
+
+    pub(crate) fn cold_start(&self, function: &str) {
+        self.inner.cold_starts.get_or_create(&label(function)).inc();
+    }
+
+    pub(crate) fn restart(&self, function: &str, reason: &str) {
+        let key = FunctionReason { function: function.to_owned(), reason: reason.to_owned() };
+        self.inner.restarts.get_or_create(&key).inc();
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}
+
+fn label(function: &str) -> FunctionLabel {
+    FunctionLabel { function: function.to_owned() }
+}

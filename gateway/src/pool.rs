@@ -1,0 +1,234 @@
+//! The execution environments of one function, and the queue in front of
+//! them.
+//!
+//! Why a pool of classic-mode RIEs rather than one RIE in its
+//! multi-concurrency mode (`AWS_LAMBDA_MAX_CONCURRENCY`): that mode ignores
+//! the bootstrap path it is given, runs the runtime as a fixed uid, and
+//! shuts the whole RIE down when the runtime crashes; a pool keeps Lambda's
+//! own model (one invocation per environment at a time, a crash costs one
+//! request) and scales to the CPUs the pod has.
+//!
+//! * At most `max_envs` environments exist; they start on demand (the first
+//!   request to a function pays its cold start) and are kept warm.
+//! * A request holds an environment exclusively for one invocation: the RIE
+//!   crashes if handed a second one concurrently.
+//! * At most `queue_depth` more requests wait; beyond that the answer is an
+//!   immediate 503, so overload sheds load instead of piling up latency.
+//! * An environment whose invocation times out or whose RIE dies is killed
+//!   and replaced; only the request it held fails.
+
+use crate::environment::{EnvError, Environment, Spec};
+use crate::metrics::Metrics;
+use crate::reaper::Reaper;
+use bytes::Bytes;
+use hyper::StatusCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Why an invocation did not produce the RIE's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("all {0} environments are busy and the queue is full")]
+    Overloaded(usize),
+    #[error("timed out")]
+    Timeout,
+    #[error(transparent)]
+    Environment(#[from] EnvError),
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+/// The environments of one function.
+#[derive(Debug)]
+pub struct Pool {
+    /// How to start an environment.
+    spec: Spec,
+    reaper: Arc<Reaper>,
+    metrics: Metrics,
+    /// Warm environments nobody holds. A std mutex: it is held for a push
+    /// or a pop, never across an await.
+    idle: Mutex<Vec<Environment>>,
+    /// One permit per environment that may exist: holding one entitles a
+    /// request to an idle environment or to start a new one.
+    slots: Semaphore,
+    /// Permits for requests in the pool, running or waiting: `max_envs +
+    /// queue_depth`. A request that finds none is turned away.
+    admission: Semaphore,
+    /// The most environments this function may have.
+    max_envs: usize,
+    /// Environments alive (idle or busy), for readiness and metrics.
+    live: AtomicUsize,
+}
+
+impl Pool {
+    /// A pool with no environment yet.
+    pub fn new(
+        spec: Spec,
+        reaper: Arc<Reaper>,
+        metrics: Metrics,
+        max_envs: usize,
+        queue_depth: usize,
+    ) -> Pool {
+        Pool {
+            spec,
+            reaper,
+            metrics,
+            idle: Mutex::new(Vec::with_capacity(max_envs)),
+            slots: Semaphore::new(max_envs),
+            admission: Semaphore::new(max_envs + queue_depth),
+            max_envs,
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    /// The function this pool runs.
+    pub fn function(&self) -> &str {
+        &self.spec.function
+    }
+
+    /// Whether the function can take a request: its bootstrap exists, and
+    /// it has a warm environment or room to start one.
+    pub fn can_serve(&self) -> bool {
+        self.spec.bootstrap.is_file() && !self.slots.is_closed()
+    }
+
+    /// Starts one environment ahead of traffic, so the first request does
+    /// not pay the cold start.
+    pub async fn prewarm(&self) -> Result<(), EnvError> {
+        let _slot = self.slots.acquire().await.map_err(|_| EnvError::Died("pool closed".into()))?;
+        let mut env = self.start_env().await?;
+        // An invocation the function answers 404 to: it makes the RIE start
+        // the bootstrap, which is the expensive part of a cold start.
+        let event = prewarm_event();
+        env.invoke("prewarm", event).await?;
+        self.metrics.cold_start(self.function());
+        self.release(env);
+        Ok(())
+    }
+
+    /// Runs one invocation of `event` on an environment of its own.
+    ///
+    /// Runs to completion once started: call it from a spawned task, so that
+    /// a client that goes away does not cancel an invocation half-way and
+    /// cost an environment.
+    pub async fn invoke(
+        &self,
+        request_id: &str,
+        event: Bytes,
+        deadline: Instant,
+    ) -> Result<(StatusCode, Bytes), InvokeError> {
+        let _admitted = self.admission.try_acquire().map_err(|e| match e {
+            tokio::sync::TryAcquireError::Closed => InvokeError::ShuttingDown,
+            tokio::sync::TryAcquireError::NoPermits => InvokeError::Overloaded(self.max_envs),
+        })?;
+        let function = self.function();
+        self.metrics.queue_add(function, 1);
+        let slot = tokio::time::timeout_at(deadline, self.slots.acquire()).await;
+        self.metrics.queue_add(function, -1);
+        let _slot = match slot {
+            Err(_) => return Err(InvokeError::Timeout),
+            Ok(Err(_)) => return Err(InvokeError::ShuttingDown),
+            Ok(Ok(permit)) => permit,
+        };
+        let mut env = match self.take_idle() {
+            Some(env) => env,
+            None => self.start_env().await?,
+        };
+        let cold = env.fresh;
+        self.metrics.busy_add(function, 1);
+        let result = tokio::time::timeout_at(deadline, env.invoke(request_id, event)).await;
+        self.metrics.busy_add(function, -1);
+        match result {
+            Ok(Ok(answer)) => {
+                if cold {
+                    self.metrics.cold_start(function);
+                }
+                self.release(env);
+                Ok(answer)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(function, env = env.id, request_id, error = %e, "environment failed; replacing it");
+                self.discard(env, "died");
+                Err(e.into())
+            }
+            Err(_) => {
+                // The RIE is still running the invocation and would crash if
+                // handed another: kill it, and start afresh next time.
+                tracing::warn!(
+                    function,
+                    env = env.id,
+                    request_id,
+                    "invocation timed out; replacing its environment"
+                );
+                self.discard(env, "timeout");
+                Err(InvokeError::Timeout)
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<Environment> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(env) = idle.pop() {
+            if env.is_alive() {
+                return Some(env);
+            }
+            drop(idle);
+            self.discard(env, "died");
+            idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        None
+    }
+
+    async fn start_env(&self) -> Result<Environment, EnvError> {
+        let env = Environment::start(&self.spec, &self.reaper).await?;
+        let live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics.set_live(self.function(), live);
+        Ok(env)
+    }
+
+    fn release(&self, env: Environment) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(env);
+    }
+
+    fn discard(&self, env: Environment, reason: &'static str) {
+        env.kill();
+        let live = self.live.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        self.metrics.set_live(self.function(), live);
+        self.metrics.restart(self.function(), reason);
+    }
+
+    /// Refuses new requests, and stops the environments once the running
+    /// invocations are over (or `grace` has passed).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.admission.close();
+        let all = u32::try_from(self.max_envs).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(grace, self.slots.acquire_many(all)).await;
+        self.slots.close();
+        let envs: Vec<Environment> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        for env in envs {
+            env.stop(Duration::from_secs(2)).await;
+        }
+        self.live.store(0, Ordering::Relaxed);
+        self.metrics.set_live(self.function(), 0);
+    }
+
+    /// Environments alive now.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+/// An event for a path no function serves.
+fn prewarm_event() -> Bytes {
+    let mut event = aws_lambda_events::apigw::ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.raw_path = Some("/__prewarm".into());
+    event.route_key = Some("$default".into());
+    event.request_context.http.method = hyper::Method::GET;
+    event.request_context.http.path = Some("/__prewarm".into());
+    Bytes::from(serde_json::to_vec(&event).unwrap_or_default())
+}

@@ -1,0 +1,256 @@
+//! Answering one HTTP request: the gateway's own endpoints, or the
+//! function behind the route, invoked through its pool.
+//!
+//! Status codes follow API Gateway's HTTP API where it has one: 404
+//! `{"message":"Not Found"}` for no route, 413 past Lambda's 6 MB payload
+//! limit, 500 `{"message":"Internal Server Error"}` when the function fails.
+//! Overload is a 503 with `Retry-After`, a timeout a 504, an environment that
+//! died under the request a 502.
+
+use crate::event::{self, MalformedResponse, Outcome, RequestMeta};
+use crate::metrics::Metrics;
+use crate::pool::{InvokeError, Pool};
+use crate::routes::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use shared::models::ErrorMessage;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// Lambda's limit on a synchronous invocation's payload.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// How long a client may take to send its body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The request id header, set by the request-id layer when the client sent
+/// none.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// API Gateway's name for the same id, on responses.
+pub const APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub struct Gateway {
+    router: Router,
+    pools: HashMap<&'static str, Arc<Pool>>,
+    metrics: Metrics,
+    /// Set on SIGTERM: `/readyz` fails so that traffic moves elsewhere.
+    draining: AtomicBool,
+    timeout: Duration,
+    access_log: bool,
+}
+
+/// Our own JSON bodies, e.g. `{"status":"ok"}`.
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'a str,
+}
+
+impl Gateway {
+    /// A gateway over `pools`, one per function of `router`.
+    pub fn new(
+        router: Router,
+        pools: HashMap<&'static str, Arc<Pool>>,
+        metrics: Metrics,
+        timeout: Duration,
+        access_log: bool,
+    ) -> Gateway {
+        Gateway { router, pools, metrics, draining: AtomicBool::new(false), timeout, access_log }
+    }
+
+    /// Makes `/readyz` fail from now on.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether every function can take a request and we are not draining.
+    pub fn ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.pools.values().all(|p| p.can_serve())
+    }
+
+    /// The pools, for start-up and shutdown.
+    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.pools.values()
+    }
+
+    /// Answers one request; never fails.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<Full<Bytes>> {
+        let start = Instant::now();
+        let request_id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let (route, function, mut response) = match path.as_str() {
+            "/healthz" => ("/healthz", "", json(StatusCode::OK, &Status { status: "ok" })),
+            "/readyz" => {
+                let (status, text) = if self.ready() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                };
+                ("/readyz", "", json(status, &Status { status: text }))
+            }
+            "/metrics" => {
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                ("/metrics", "", response)
+            }
+            _ => match self.router.find(&path) {
+                None => ("unmatched", "", message(StatusCode::NOT_FOUND, "Not Found")),
+                Some(route) => {
+                    let response =
+                        self.proxy(route.function, &route.key, request, remote, &request_id).await;
+                    (route.path, route.function, response)
+                }
+            },
+        };
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(APIGW_REQUEST_ID, id);
+        }
+        let elapsed = start.elapsed();
+        let status = response.status().as_u16();
+        self.metrics.request(route, status, elapsed.as_secs_f64());
+        if self.access_log {
+            tracing::info!(
+                request_id,
+                %method,
+                path,
+                route,
+                function,
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
+        response
+    }
+
+    async fn proxy(
+        &self,
+        function: &'static str,
+        route_key: &str,
+        request: Request<Incoming>,
+        remote: SocketAddr,
+        request_id: &str,
+    ) -> Response<Full<Bytes>> {
+        let Some(pool) = self.pools.get(function).cloned() else {
+            return message(StatusCode::NOT_FOUND, "Not Found");
+        };
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+        }
+        let (parts, body) = request.into_parts();
+        let body =
+            match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect())
+                .await
+            {
+                Err(_) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+                }
+                Ok(Err(_)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
+                Ok(Ok(collected)) => collected.to_bytes(),
+            };
+        let meta =
+            RequestMeta { request_id, source_ip: remote.ip(), route_key, time: SystemTime::now() };
+        let event = event::request_event(&parts, &body, &meta);
+        let event = match serde_json::to_vec(&event) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                tracing::error!(request_id, error = %e, "event did not serialize");
+                return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+        };
+        let deadline = Instant::now() + self.timeout;
+        let id = request_id.to_owned();
+        // A task of its own, so that a client hanging up does not cut an
+        // invocation short (which would cost the environment).
+        let invocation = tokio::spawn(async move { pool.invoke(&id, event, deadline).await });
+        let answer = match invocation.await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::error!(request_id, error = %e, "invocation task failed");
+                return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+        };
+        match answer {
+            Ok((StatusCode::OK, output)) => match event::response(&output) {
+                Ok(Outcome::Response(response)) => response.map(Full::new),
+                Ok(Outcome::FunctionError { error_type, message: text }) => {
+                    tracing::warn!(
+                        request_id,
+                        function,
+                        error_type,
+                        message = text,
+                        "function error"
+                    );
+                    message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
+                Err(MalformedResponse(why)) => {
+                    tracing::warn!(request_id, function, why, "malformed function response");
+                    message(StatusCode::BAD_GATEWAY, "Bad Gateway")
+                }
+            },
+            Ok((status, output)) => {
+                // The RIE's own failures: the runtime exited, failed to start.
+                tracing::warn!(
+                    request_id,
+                    function,
+                    rie_status = status.as_u16(),
+                    output = %String::from_utf8_lossy(&output),
+                    "function failed"
+                );
+                message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+            Err(InvokeError::Overloaded(_)) | Err(InvokeError::ShuttingDown) => {
+                let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            Err(InvokeError::Timeout) => message(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
+            Err(InvokeError::Environment(e)) => {
+                tracing::warn!(request_id, function, error = %e, "environment failed");
+                message(StatusCode::BAD_GATEWAY, "Bad Gateway")
+            }
+        }
+    }
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    // Our bodies are plain structs of strings, which always serialize.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// API Gateway's `{"message": ...}` error body.
+pub fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    json(status, &ErrorMessage { message: text.to_owned() })
+}

@@ -1,0 +1,119 @@
+//! Starting child processes and reaping every one of them, as PID 1 must.
+//!
+//! In a container the gateway is PID 1, so every orphan in the container
+//! becomes its child: the RIE starts each function's bootstrap in a process
+//! group of its own, and a bootstrap outlives an RIE that crashes. On a
+//! host the gateway makes itself a child subreaper for the same effect.
+//! One task waits for `SIGCHLD` and reaps with `waitpid(-1)`; it tells
+//! whoever started a process how it ended. This is why the gateway uses
+//! `std::process` rather than `tokio::process`, which reaps only its own
+//! children and would race with `waitpid(-1)`.
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::io;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// How a child process ended, for logs.
+pub type Exit = Option<String>;
+
+/// Starts children and reaps all of them.
+#[derive(Debug)]
+pub struct Reaper {
+    /// Who to tell when a child we started ends, by pid.
+    waiters: Mutex<HashMap<i32, watch::Sender<Exit>>>,
+}
+
+impl Reaper {
+    /// Becomes a child subreaper and starts the reaping task. Call it once,
+    /// inside the runtime, before starting any child.
+    pub fn start() -> io::Result<Arc<Reaper>> {
+        #[cfg(target_os = "linux")]
+        nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+        let mut sigchld = signal(SignalKind::child())?;
+        let reaper = Arc::new(Reaper { waiters: Mutex::new(HashMap::new()) });
+        let weak = Arc::downgrade(&reaper);
+        tokio::spawn(async move {
+            while sigchld.recv().await.is_some() {
+                match weak.upgrade() {
+                    Some(reaper) => reaper.reap(),
+                    None => break,
+                }
+            }
+        });
+        Ok(reaper)
+    }
+
+    /// Spawns `command`; the receiver turns `Some` when the process ends.
+    pub fn spawn(&self, command: &mut Command) -> io::Result<(Pid, watch::Receiver<Exit>)> {
+        // Holding the lock across the spawn means a child that exits at once
+        // is registered before the reaper looks it up.
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        let child = command.spawn()?;
+        let pid = child.id() as i32;
+        // std does not reap a dropped `Child`; the reaper does.
+        drop(child);
+        let (tx, rx) = watch::channel(None);
+        waiters.insert(pid, tx);
+        Ok((Pid::from_raw(pid), rx))
+    }
+
+    /// Reaps every child that has ended, ours or adopted.
+    fn reap(&self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { continue };
+                    let how = match status {
+                        WaitStatus::Exited(_, code) => format!("exited with {code}"),
+                        WaitStatus::Signaled(_, signal, _) => format!("killed by {signal}"),
+                        other => format!("{other:?}"),
+                    };
+                    let waiter = self
+                        .waiters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&pid.as_raw());
+                    match waiter {
+                        Some(tx) => {
+                            let _ = tx.send(Some(how));
+                        }
+                        None => {
+                            tracing::debug!(pid = pid.as_raw(), %how, "reaped an adopted process")
+                        }
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "waitpid failed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The children of `pid`, found through `/proc` (`ppid` is the fourth field
+/// of `/proc/<pid>/stat`, after the parenthesised command name).
+pub fn children_of(pid: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                .is_some_and(|ppid| ppid == pid.as_raw())
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
