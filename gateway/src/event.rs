@@ -317,7 +317,7 @@ mod tests {
             request_id: "req-1",
             source_ip: "127.0.0.1".parse().expect("ip"),
             route_key: "ANY /api/v1/hello",
-            time: UNIX_EPOCH + std::time::Duration::from_millis(1_795_920_199_123),
+            time: UNIX_EPOCH + std::time::Duration::from_millis(1_796_006_599_123),
         }
     }
 
@@ -353,7 +353,7 @@ mod tests {
         assert_eq!(context["routeKey"], "ANY /api/v1/hello");
         assert_eq!(context["stage"], "$default");
         assert_eq!(context["time"], "30/Nov/2026:02:43:19 +0000");
-        assert_eq!(context["timeEpoch"], 1_795_920_199_123i64);
+        assert_eq!(context["timeEpoch"], 1_796_006_599_123i64);
         assert_eq!(context["domainName"], "api.example.com");
     }
 
@@ -403,6 +403,6 @@ mod tests {
     fn civil_time() {
         assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
         assert_eq!(clf_time(951_782_400), "29/Feb/2000:00:00:00 +0000");
-        assert_eq!(clf_time(1_795_920_199), "30/Nov/2026:02:43:19 +0000");
+        assert_eq!(clf_time(1_796_006_599), "30/Nov/2026:02:43:19 +0000");
     }
 }
