@@ -10,7 +10,14 @@ SHELL := /bin/bash
 
 VENV      := .venv
 TOOLS_OK  := $(VENV)/.installed
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The AWS Lambda Runtime Interface Emulator, built from source at a pinned
+# commit (its tags are not semver, so the pin is a pseudo-version).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE         := .tools/bin/aws-lambda-rie
+RIE_STAMP   := .tools/rie-$(RIE_VERSION).stamp
+GO          ?= $(shell command -v go || echo /usr/local/go/bin/go)
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
+export AWS_LAMBDA_RIE := $(CURDIR)/$(RIE)
 
 HOST ?= 127.0.0.1
 PORT ?= 9000
@@ -29,7 +36,12 @@ $(TOOLS_OK): tools/requirements.txt
 	rustup target add aarch64-unknown-linux-gnu
 	touch $@
 
-tools: $(TOOLS_OK)
+$(RIE_STAMP):
+	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-mod=mod $(GO) install \
+	  github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	touch $@
+
+tools: $(TOOLS_OK) $(RIE_STAMP)
 
 run: $(TOOLS_OK)
 	cargo lambda watch --invoke-address $(HOST) --invoke-port $(PORT)
@@ -41,7 +53,7 @@ lint: $(TOOLS_OK)
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The summary line adds up cargo's per-binary "test result" lines.
-unit: $(TOOLS_OK)
+unit: $(TOOLS_OK) $(RIE_STAMP)
 	mkdir -p target
 	cargo test --workspace --locked 2>&1 | tee target/test.log
 	@$(MAKE) --no-print-directory test-summary

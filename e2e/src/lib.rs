@@ -1,1 +1,250 @@
-//! Only tests live here; see `tests/`.
+//! Black-box tests of the API as people run it: `cargo lambda watch`
+//! (`tests/watch.rs`) and the container's process tree, gateway over RIE
+//! over the functions (`tests/gateway.rs`). This library holds what both
+//! share: starting a server process on a free loopback port, an HTTP
+//! client, and [`check_api`], every route and error of the API.
+
+use serde_json::{Value, json};
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use ureq::Agent;
+
+/// The workspace's root directory.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the e2e crate is in the workspace")
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// An HTTP client that reports every status as a response (never as an
+/// error), follows no redirect, and gives up after `timeout`.
+pub fn agent(timeout: Duration) -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub allow: Option<String>,
+    pub location: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics with the body if it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Reads a response, or says why there is none.
+pub fn read(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Reply, String> {
+    let mut response = result.map_err(|e| e.to_string())?;
+    let header =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (content_type, allow, location, retry_after) = (
+        header("content-type").unwrap_or_default(),
+        header("allow"),
+        header("location"),
+        header("retry-after"),
+    );
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(16 << 20)
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok(Reply {
+        status: response.status().as_u16(),
+        content_type,
+        allow,
+        location,
+        retry_after,
+        body,
+    })
+}
+
+/// `GET base+path`.
+pub fn get(agent: &Agent, base: &str, path: &str) -> Result<Reply, String> {
+    read(agent.get(format!("{base}{path}")).call())
+}
+
+/// `POST base+path` with `body`, sent as `curl -d` sends it: with a form
+/// content type, which must not matter.
+pub fn post(agent: &Agent, base: &str, path: &str, body: &str) -> Result<Reply, String> {
+    read(
+        agent
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(body),
+    )
+}
+
+/// A server process in its own process group, logging to a file; killed
+/// with its whole group when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `command` (which must serve HTTP on `port`) with its output
+    /// in `log`.
+    pub fn start(mut command: Command, port: u16, log: PathBuf) -> Server {
+        let out = File::create(&log).expect("log file");
+        command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .process_group(0);
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        Server { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    /// Waits until `GET path` answers `status`, or fails with the log.
+    pub fn wait_for(&mut self, path: &str, status: u16, within: Duration) {
+        let agent = agent(Duration::from_secs(30));
+        let deadline = Instant::now() + within;
+        loop {
+            if get(&agent, &self.base, path).is_ok_and(|r| r.status == status) {
+                return;
+            }
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                panic!("server exited with {exit}:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} not {status} after {within:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) to the server process itself.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {signal} failed");
+    }
+
+    /// Waits up to `within` for the server to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let kill = |signal: &str| {
+            let _ =
+                Command::new("kill").args([signal, "--", &group]).stderr(Stdio::null()).status();
+        };
+        kill("-TERM");
+        let _ = self.wait_exit(Duration::from_secs(10));
+        // Whatever of the group is left, and the server if it ignored TERM.
+        kill("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+/// Every route and error of the API, over HTTP at `base`. The same checks
+/// hold under `cargo lambda watch` and behind the gateway: one API.
+pub fn check_api(base: &str) {
+    let agent = agent(Duration::from_secs(60));
+    let get = |path: &str| get(&agent, base, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let post = |path: &str, body: &str| {
+        post(&agent, base, path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    };
+
+    let r = get("/ping");
+    assert_eq!((r.status, r.json()), (200, json!({"ping": "pong!"})));
+    assert_eq!(r.content_type, "application/json");
+
+    // The original's request, and the new fields.
+    let r = post("/api/v1/hello", "{}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    let (n, p) =
+        (body["n"].as_u64().expect("n"), body["largest_prime_factor"].as_u64().expect("p"));
+    assert!((1_250_000_000_000..2_500_000_000_000).contains(&n) && n % p == 0, "{body}");
+    assert_eq!(body["message1"], "Hello, world!");
+    let r = post("/api/v1/hello", r#"{"n": 1462370954730}"#);
+    assert_eq!(r.json()["largest_prime_factor"], 398_311);
+    let r = post("/api/v1/hello", r#"{"n": 18446744073709551557, "algorithm": "rho"}"#);
+    assert_eq!(r.json()["largest_prime_factor"], json!(18_446_744_073_709_551_557u64));
+
+    // Bad input: FastAPI's 422 shape, naming the problem.
+    for (body, loc, kind) in [
+        ("nope", json!(["body", 1]), "json_invalid"),
+        ("[]", json!(["body"]), "model_attributes_type"),
+        (r#"{"n": "12"}"#, json!(["body", "n"]), "int_type"),
+        (r#"{"n": 1.5}"#, json!(["body", "n"]), "int_from_float"),
+        (r#"{"n": 1}"#, json!(["body", "n"]), "greater_than_equal"),
+        (r#"{"n": 18446744073709551557}"#, json!(["body", "n"]), "less_than_equal"),
+        (r#"{"algorithm": "magic"}"#, json!(["body", "algorithm"]), "enum"),
+        ("", json!(["body"]), "missing"),
+    ] {
+        let r = post("/api/v1/hello", body);
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        let detail = &r.json()["detail"][0];
+        assert_eq!((&detail["loc"], &detail["type"]), (&loc, &json!(kind)), "{body}");
+    }
+    let r = post("/api/v1/hello", r#"{"n": 18446744073709551557}"#);
+    assert!(r.json()["detail"][0]["msg"].as_str().is_some_and(|m| m.contains("rho")));
+
+    // Wrong method, unknown paths.
+    let r = get("/api/v1/hello");
+    assert_eq!((r.status, r.allow.as_deref()), (405, Some("POST")));
+    assert_eq!(r.json(), json!({"message": "Method Not Allowed"}));
+    let r = post("/ping", "{}");
+    assert_eq!((r.status, r.allow.as_deref()), (405, Some("GET")));
+    for path in ["/", "/nope", "/api/v2/hello", "/docs/missing.js"] {
+        let r = get(path);
+        assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})), "{path}");
+    }
+
+    // The docs: the generated document and the bundled Swagger UI.
+    let r = get("/openapi.json");
+    assert_eq!(r.status, 200);
+    assert!(r.json()["paths"]["/api/v1/hello"]["post"]["responses"]["422"].is_object());
+    let r = get("/docs");
+    assert_eq!((r.status, r.location.as_deref()), (308, Some("docs/")));
+    let r = get("/docs/");
+    assert!(r.status == 200 && r.content_type.starts_with("text/html"), "{}", r.body);
+    assert!(r.body.contains("swagger-ui-bundle.js"));
+    let r = get("/docs/swagger-ui-bundle.js");
+    assert!(r.status == 200 && r.body.len() > 100_000);
+}

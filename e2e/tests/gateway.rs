@@ -1,0 +1,419 @@
+//! The container's process tree, proven on the host: the gateway over the
+//! real `aws-lambda-rie` over the function binaries, laid out as the
+//! Dockerfile lays them out, on a free loopback port.
+//!
+//! Needs `aws-lambda-rie`: `make test` builds the pinned version into
+//! `.tools/bin`, where these tests find it; otherwise set `AWS_LAMBDA_RIE` or
+//! put it on `PATH`.
+
+use e2e::{Reply, Server, agent, check_api, free_port, get, post, workspace_root};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The functions' binaries, built once for all tests.
+fn binaries() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let release = !cfg!(debug_assertions);
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--bins", "-p", "gateway", "-p", "hello", "-p", "ping", "-p", "docs"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.current_dir(workspace_root()).status().expect("run cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
+        target.join(if release { "release" } else { "debug" })
+    })
+}
+
+fn rie() -> PathBuf {
+    if let Some(path) = std::env::var_os("AWS_LAMBDA_RIE") {
+        return path.into();
+    }
+    let tools = workspace_root().join(".tools/bin/aws-lambda-rie");
+    if tools.exists() {
+        return tools;
+    }
+    let on_path = Command::new("sh").args(["-c", "command -v aws-lambda-rie"]).output();
+    match on_path {
+        Ok(out) if out.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+        _ => panic!(
+            "aws-lambda-rie not found: run `make test` (it installs it) or set AWS_LAMBDA_RIE"
+        ),
+    }
+}
+
+/// These tests load both cores; one at a time keeps their timings honest.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How to start a stack.
+struct Options<'a> {
+    name: &'a str,
+    envs: usize,
+    queue: usize,
+    timeout: &'a str,
+    /// Functions replaced by a test runtime from `fixtures/runtimes`.
+    replace: &'a [(&'a str, &'a str)],
+    vars: &'a [(&'a str, &'a str)],
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { name: "default", envs: 2, queue: 128, timeout: "30s", replace: &[], vars: &[] }
+    }
+}
+
+/// A gateway serving the functions from an image-like directory.
+struct Stack {
+    server: Server,
+    image: PathBuf,
+}
+
+impl Stack {
+    fn start(options: Options<'_>) -> Stack {
+        let bin = binaries();
+        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-{}", options.name));
+        let _ = std::fs::remove_dir_all(&image);
+        // The layout the Dockerfile copies into the image.
+        for function in ["hello", "ping", "docs"] {
+            let dir = image.join("functions").join(function);
+            std::fs::create_dir_all(&dir).expect("image dir");
+            let source = match options.replace.iter().find(|(f, _)| *f == function) {
+                Some((_, runtime)) => workspace_root().join("fixtures/runtimes").join(runtime),
+                None => bin.join(function),
+            };
+            std::fs::copy(&source, dir.join("bootstrap")).expect("copy bootstrap");
+        }
+        let port = free_port();
+        let mut command = Command::new(bin.join("gateway"));
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--functions-dir")
+            .arg(image.join("functions"))
+            .arg("--rie")
+            .arg(rie())
+            .args(["--envs", &options.envs.to_string(), "--queue", &options.queue.to_string()])
+            .args(["--timeout", options.timeout, "--grace", "10s"])
+            .envs(options.vars.iter().copied());
+        let log = image.join("gateway.log");
+        let mut server = Server::start(command, port, log);
+        server.wait_for("/readyz", 200, Duration::from_secs(30));
+        Stack { server, image }
+    }
+
+    fn base(&self) -> &str {
+        &self.server.base
+    }
+
+    fn metrics(&self) -> String {
+        get(&agent(Duration::from_secs(10)), self.base(), "/metrics").expect("metrics").body
+    }
+
+    /// Processes whose command line names this stack's image directory:
+    /// its RIEs and bootstraps.
+    fn processes(&self) -> Vec<(i32, String)> {
+        processes_mentioning(&self.image.to_string_lossy())
+    }
+}
+
+fn processes_mentioning(marker: &str) -> Vec<(i32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(marker).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+/// Runs `clients` threads, each sending `request` back to back until
+/// `duration` has passed; returns every result with its send time.
+fn load(
+    clients: usize,
+    duration: Duration,
+    request: impl Fn(&ureq::Agent) -> Result<Reply, String> + Sync,
+) -> Vec<(Instant, Result<Reply, String>)> {
+    let end = Instant::now() + duration;
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent = agent(Duration::from_secs(30));
+                    let mut results = Vec::new();
+                    while Instant::now() < end {
+                        let sent = Instant::now();
+                        let result = request(&agent);
+                        let failed = result.is_err();
+                        results.push((sent, result));
+                        if failed {
+                            break;
+                        }
+                    }
+                    results
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("client thread")).collect()
+    })
+}
+
+fn statuses(
+    results: &[(Instant, Result<Reply, String>)],
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (_, r) in results {
+        let key = match r {
+            Ok(reply) => reply.status.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `n` whose trial division takes about 20 ms: a request long enough to be
+/// in flight when something happens.
+const SLOW_N: &str = r#"{"n": 999999999999989}"#;
+
+#[test]
+fn serves_the_api_and_its_own_endpoints() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "api", ..Options::default() });
+    check_api(stack.base());
+
+    let agent = agent(Duration::from_secs(30));
+    let r = get(&agent, stack.base(), "/healthz").expect("healthz");
+    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
+    let r = get(&agent, stack.base(), "/readyz").expect("readyz");
+    assert_eq!((r.status, r.json()), (200, json!({"status": "ready"})));
+
+    // The client's request id travels to the function and back.
+    let mut response = agent
+        .get(format!("{}/ping", stack.base()))
+        .header("x-request-id", "test-id-42")
+        .call()
+        .expect("ping");
+    assert_eq!(response.headers()["x-request-id"], "test-id-42");
+    assert_eq!(response.headers()["apigw-requestid"], "test-id-42");
+    assert_eq!(response.body_mut().read_to_string().expect("body"), r#"{"ping":"pong!"}"#);
+
+    // Lambda's payload limit, refused on the declared length before any of
+    // the body is read.
+    let port = stack.base().rsplit(':').next().expect("port");
+    let mut socket = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    let head = "POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 6291457\r\n\r\n";
+    socket.write_all(head.as_bytes()).expect("send head");
+    socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut answer = String::new();
+    let _ = socket.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.ends_with(r#"{"message":"Request Entity Too Large"}"#), "{answer}");
+
+    let metrics = stack.metrics();
+    for line in [
+        r#"kf_gateway_requests_total{route="/api/v1/hello",status="200"}"#,
+        r#"kf_gateway_requests_total{route="/api/v1/hello",status="422"}"#,
+        r#"kf_gateway_requests_total{route="unmatched",status="404"}"#,
+        r#"kf_gateway_cold_starts_total{function="hello"} 1"#,
+        r#"kf_gateway_environments{function="hello"} 1"#,
+        r#"kf_gateway_request_duration_seconds_bucket{le="#,
+        r#"kf_gateway_queue_depth{function="hello"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "metrics lack {line}:\n{metrics}");
+    }
+}
+
+#[test]
+fn sixty_four_clients_for_ten_seconds_crash_nothing() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "load", ..Options::default() });
+    let rie_before: Vec<i32> = stack.processes().into_iter().map(|(pid, _)| pid).collect();
+    let results = load(64, Duration::from_secs(10), |agent| {
+        if rand_bit() {
+            post(agent, stack.base(), "/api/v1/hello", "{}")
+        } else {
+            get(agent, stack.base(), "/ping")
+        }
+    });
+    let counts = statuses(&results);
+    eprintln!("64 clients, 10 s: {counts:?} ({} requests)", results.len());
+    assert!(counts.keys().all(|k| k == "200" || k == "503"), "only 200 or 503: {counts:?}");
+    assert!(counts.get("200").is_some_and(|n| *n > 1000), "{counts:?}");
+    for (_, r) in &results {
+        if let Ok(reply) = r
+            && reply.status == 503
+        {
+            assert_eq!(reply.retry_after.as_deref(), Some("1"));
+        }
+    }
+    let metrics = stack.metrics();
+    assert!(
+        !metrics.contains("kf_gateway_environment_replacements_total{"),
+        "an environment died:\n{metrics}"
+    );
+    assert!(
+        rie_before.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+        "a process died"
+    );
+}
+
+/// A cheap, thread-safe coin: the low bit of the clock.
+fn rand_bit() -> bool {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
+        & 1
+        == 1
+}
+
+#[test]
+fn overload_is_a_503_with_retry_after() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "overload",
+        envs: 1,
+        queue: 1,
+        replace: &[("hello", "slow.sh")],
+        vars: &[("SLOW_SECONDS", "1")],
+        ..Options::default()
+    });
+    // Six clients, one request each, at once.
+    let results: Vec<_> = thread::scope(|s| {
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent = agent(Duration::from_secs(30));
+                    (Instant::now(), post(&agent, stack.base(), "/api/v1/hello", "{}"))
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().expect("client")).collect()
+    });
+    let counts = statuses(&results);
+    // One runs, one waits; the other four are turned away at once.
+    assert_eq!(counts.get("200"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("503"), Some(&4), "{counts:?}");
+    let refused = results.iter().filter_map(|(_, r)| r.as_ref().ok()).find(|r| r.status == 503);
+    let refused = refused.expect("a 503");
+    assert_eq!(
+        (refused.retry_after.as_deref(), refused.json()),
+        (Some("1"), json!({"message": "Service Unavailable"}))
+    );
+}
+
+#[test]
+fn a_killed_function_costs_only_its_request() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "kill", ..Options::default() });
+    let marker = stack.image.join("functions/hello/bootstrap").to_string_lossy().into_owned();
+    let killer = thread::spawn({
+        let marker = marker.clone();
+        move || {
+            thread::sleep(Duration::from_millis(1500));
+            let bootstraps: Vec<i32> = processes_mentioning(&marker)
+                .into_iter()
+                .filter(|(_, cmd)| cmd.starts_with(&marker))
+                .map(|(pid, _)| pid)
+                .collect();
+            for pid in &bootstraps {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            bootstraps.len()
+        }
+    });
+    let results =
+        load(8, Duration::from_secs(4), |agent| post(agent, stack.base(), "/api/v1/hello", SLOW_N));
+    let killed = killer.join().expect("killer");
+    let counts = statuses(&results);
+    eprintln!("killed {killed} hello processes under load: {counts:?}");
+    assert!(killed >= 1, "no hello bootstrap was running");
+    let failed = results.iter().filter(|(_, r)| !r.as_ref().is_ok_and(|r| r.status == 200)).count();
+    assert!(failed <= killed, "{failed} requests failed for {killed} killed processes: {counts:?}");
+    assert!(counts.keys().all(|k| k == "200" || k == "500" || k == "502"), "{counts:?}");
+    // And the stack serves on.
+    let r = post(&agent(Duration::from_secs(30)), stack.base(), "/api/v1/hello", r#"{"n": 12}"#)
+        .expect("after");
+    assert_eq!((r.status, &r.json()["largest_prime_factor"]), (200, &json!(3)));
+}
+
+#[test]
+fn a_slow_function_times_out_and_a_failing_one_is_a_500() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "slow",
+        timeout: "300ms",
+        replace: &[("hello", "slow.sh"), ("ping", "failing.sh")],
+        vars: &[("SLOW_SECONDS", "5")],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let started = Instant::now();
+    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("slow");
+    let took = started.elapsed();
+    assert_eq!((r.status, r.json()), (504, json!({"message": "Gateway Timeout"})));
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+    let metrics = stack.metrics();
+    assert!(
+        metrics.contains(
+            r#"kf_gateway_environment_replacements_total{function="hello",reason="timeout"} 1"#
+        ),
+        "{metrics}"
+    );
+    // The timed-out environment was killed, its runtime with it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let hello = stack.image.join("functions/hello").to_string_lossy().into_owned();
+    while !processes_mentioning(&hello).is_empty() {
+        assert!(Instant::now() < deadline, "left running: {:?}", processes_mentioning(&hello));
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    let r = get(&agent, stack.base(), "/ping").expect("failing");
+    assert_eq!((r.status, r.json()), (500, json!({"message": "Internal Server Error"})));
+    assert!(stack.server.log_text().contains("this function always fails"));
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+    let _serial = one_at_a_time();
+    let mut stack = Stack::start(Options { name: "sigterm", ..Options::default() });
+    let signalled = OnceLock::new();
+    let results = thread::scope(|s| {
+        let server = &stack.server;
+        let signaller = s.spawn(|| {
+            thread::sleep(Duration::from_millis(1500));
+            signalled.set(Instant::now()).expect("once");
+            server.signal("-TERM");
+        });
+        let results = load(16, Duration::from_secs(5), |agent| {
+            post(agent, server.base.as_str(), "/api/v1/hello", SLOW_N)
+        });
+        signaller.join().expect("signaller");
+        results
+    });
+    let signalled = *signalled.get().expect("signalled");
+    let status = stack.server.wait_exit(Duration::from_secs(15)).expect("the gateway exits");
+    assert!(status.success(), "exit status {status}:\n{}", stack.server.log_text());
+    // Requests sent before the signal were in flight or queued: all answered.
+    let before: Vec<_> =
+        results.iter().filter(|(sent, _)| *sent + Duration::from_millis(20) < signalled).collect();
+    let ok = before.iter().filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status == 200)).count();
+    eprintln!("SIGTERM under load: {ok} of {} requests sent before it answered 200", before.len());
+    assert!(before.len() > 50, "too little load: {}", before.len());
+    assert_eq!(ok, before.len(), "{:?}", statuses(&results));
+    // Nothing left behind.
+    assert!(stack.processes().is_empty(), "left running: {:?}", stack.processes());
+}
