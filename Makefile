@@ -1,8 +1,10 @@
 # One entry point for people and CI. Every target installs what it needs.
-#   make run    - serve the API locally (cargo lambda watch) on http://127.0.0.1:9000
+#   make run    - the container's stack on this host: gateway + RIE + functions, http://127.0.0.1:8080
+#   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, and every test, end-to-end included
-#   make bench  - compute benchmarks (numbers go in the README)
+#   make bench  - compute and HTTP benchmarks (numbers go in the README)
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
+#   make stage  - the image's /opt/kf-api laid out under target/image, from release binaries
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -20,9 +22,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 export AWS_LAMBDA_RIE := $(CURDIR)/$(RIE)
 
 HOST ?= 127.0.0.1
-PORT ?= 9000
+WATCH_PORT ?= 9000
+PORT ?= 8080
+IMAGE_DIR := target/image/opt/kf-api
 
-.PHONY: help tools run test lint unit test-summary bench build clean
+.PHONY: help tools run watch stage test lint unit test-summary bench build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -43,14 +47,28 @@ $(RIE_STAMP):
 
 tools: $(TOOLS_OK) $(RIE_STAMP)
 
-run: $(TOOLS_OK)
-	cargo lambda watch --invoke-address $(HOST) --invoke-port $(PORT)
+run: stage $(RIE_STAMP)
+	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --functions-dir $(IMAGE_DIR)/functions \
+	  --rie $(RIE) --log-format text
+
+watch: $(TOOLS_OK)
+	cargo lambda watch --invoke-address $(HOST) --invoke-port $(WATCH_PORT)
+
+# What the Dockerfile copies into the image, from native release binaries.
+stage:
+	cargo build --release --locked -p gateway -p hello -p ping -p docs
+	mkdir -p $(IMAGE_DIR)/functions
+	cp target/release/gateway $(IMAGE_DIR)/gateway
+	for f in hello ping docs; do \
+	  mkdir -p $(IMAGE_DIR)/functions/$$f && cp target/release/$$f $(IMAGE_DIR)/functions/$$f/bootstrap; \
+	done
 
 test: lint unit
 
 lint: $(TOOLS_OK)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	hadolint Dockerfile
 
 # The summary line adds up cargo's per-binary "test result" lines.
 unit: $(TOOLS_OK) $(RIE_STAMP)
@@ -69,4 +87,4 @@ build: $(TOOLS_OK)
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools

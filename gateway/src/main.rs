@@ -15,6 +15,11 @@ fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return exec_function();
     }
+    // The image's HEALTHCHECK: `gateway probe http://127.0.0.1:8080/healthz`.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("probe") {
+        return probe(args.get(2).map_or("http://127.0.0.1:8080/healthz", String::as_str));
+    }
     let config = Config::parse();
     init_tracing(config.log_format);
     let workers = config.workers.unwrap_or_else(|| gateway::cgroup::available_cpus().get()).max(1);
@@ -78,4 +83,42 @@ fn exec_function() -> ExitCode {
     let error = std::process::Command::new(&bootstrap).exec();
     eprintln!("cannot run {}: {error}", bootstrap.display());
     ExitCode::FAILURE
+}
+
+/// Exits 0 if `url` (plain `http://host:port/path`) answers 200 within two
+/// seconds. The runtime image has no curl; this is its health check.
+fn probe(url: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let Some(rest) = url.strip_prefix("http://") else {
+        eprintln!("probe: only http:// URLs: {url}");
+        return ExitCode::FAILURE;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let timeout = Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<String> {
+        let addr = authority
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n")?;
+        let mut head = [0u8; 16];
+        let n = stream.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })();
+    match answer {
+        Ok(status) if status.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("probe: {url} answered {status:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("probe: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

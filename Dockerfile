@@ -1,0 +1,71 @@
+# syntax=docker/dockerfile:1.7
+# The API's container: the gateway (PID 1) in front of the AWS Lambda Runtime
+# Interface Emulator, in front of the same function binaries that run on AWS
+# Lambda.
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -t kf-api:1.0.0 .
+#
+# Both architectures build on the build machine's own (zig cross-links against
+# the glibc of Amazon Linux 2023, the runtime image), so there is no emulation.
+
+ARG RUST_VERSION=1.95.0
+
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS chef
+# Debian's stable archive changes only by security fixes: pinning its versions
+# would only break the build when one lands.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/zig \
+ && /opt/zig/bin/pip install --no-cache-dir ziglang==0.17.0 cargo-zigbuild==0.24.0 \
+ && cargo install cargo-chef --locked --version 0.1.78 \
+ && rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
+ENV PATH=/opt/zig/bin:$PATH
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+ARG TARGETARCH
+# The target triple, with glibc 2.34: Amazon Linux 2023's.
+RUN case "$TARGETARCH" in \
+      amd64) echo x86_64-unknown-linux-gnu.2.34 > /target ;; \
+      arm64) echo aarch64-unknown-linux-gnu.2.34 > /target ;; \
+      *) echo "unsupported architecture: $TARGETARCH" >&2; exit 1 ;; \
+    esac
+COPY --from=planner /src/recipe.json recipe.json
+# The dependency layer: rebuilt only when the dependencies change.
+RUN cargo chef cook --release --locked --zigbuild --target "$(cat /target)" --recipe-path recipe.json
+COPY . .
+# The layout the gateway expects, and that `make stage` and the tests lay out
+# on the host: /opt/kf-api/gateway and /opt/kf-api/functions/<name>/bootstrap.
+RUN cargo zigbuild --release --locked --target "$(cat /target)" -p gateway -p hello -p ping -p docs \
+ && triple="$(cut -d. -f1 /target)" \
+ && mkdir -p /out/functions \
+ && cp "target/$triple/release/gateway" /out/gateway \
+ && for f in hello ping docs; do \
+      mkdir -p "/out/functions/$f" && cp "target/$triple/release/$f" "/out/functions/$f/bootstrap"; \
+    done
+
+# Amazon's Lambda base image: the Lambda runtime environment, with the RIE at
+# /usr/local/bin/aws-lambda-rie. The same image also deploys to AWS Lambda as a
+# container image: there AWS_LAMBDA_RUNTIME_API is set and the gateway execs
+# the function named by the image command (e.g. ["hello"]) instead.
+FROM public.ecr.aws/lambda/provided:al2023 AS runtime
+LABEL org.opencontainers.image.title="kf-api" \
+      org.opencontainers.image.description="Largest prime factor API: Lambda functions behind an HTTP gateway" \
+      org.opencontainers.image.licenses="MIT"
+COPY --from=builder --chmod=0555 /out/ /opt/kf-api/
+ENV KF_LISTEN=0.0.0.0:8080 \
+    KF_FUNCTIONS_DIR=/opt/kf-api/functions \
+    KF_RIE=/usr/local/bin/aws-lambda-rie
+# Not root; the filesystem can be read-only (nothing is written outside /tmp).
+USER 65532:65532
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \
+  CMD ["/opt/kf-api/gateway", "probe", "http://127.0.0.1:8080/healthz"]
+ENTRYPOINT ["/opt/kf-api/gateway"]
+CMD []
