@@ -79,8 +79,12 @@ unit: $(TOOLS_OK) $(RIE_STAMP)
 test-summary:
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
 
-bench:
+# Compute (divan), then the stack over HTTP: wrk on one CPU, the stack on the
+# other; the stack's numbers land in target/bench/stack.json.
+bench: stage $(RIE_STAMP)
 	cargo bench --locked -p shared --bench factor
+	@command -v wrk > /dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10
 
 build: $(TOOLS_OK)
 	cargo lambda build --release --arm64 --locked
