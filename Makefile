@@ -83,7 +83,8 @@ test-summary:
 # other; the stack's numbers land in target/bench/stack.json.
 bench: stage $(RIE_STAMP)
 	cargo bench --locked -p shared --bench factor
-	@command -v wrk > /dev/null || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10
 
 build: $(TOOLS_OK)
