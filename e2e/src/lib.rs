@@ -241,7 +241,7 @@ pub fn check_api(base: &str) {
     assert_eq!(r.status, 200);
     assert!(r.json()["paths"]["/api/v1/hello"]["post"]["responses"]["422"].is_object());
     let r = get("/docs");
-    assert_eq!((r.status, r.location.as_deref()), (308, Some("docs/")));
+    assert_eq!((r.status, r.location.as_deref()), (308, Some("docs/index.html")));
     let r = get("/docs/");
     assert!(r.status == 200 && r.content_type.starts_with("text/html"), "{}", r.body);
     assert!(r.body.contains("swagger-ui-bundle.js"));

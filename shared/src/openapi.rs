@@ -56,7 +56,7 @@ fn openapi_document() {}
     tag = "docs",
     summary = "Swagger UI",
     responses(
-        (status = 308, description = "Redirect to `/docs/`, where the UI's files resolve"),
+        (status = 308, description = "Redirect to `/docs/index.html`, where the UI's files resolve"),
     )
 )]
 #[allow(dead_code)]

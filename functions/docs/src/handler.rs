@@ -13,8 +13,8 @@ use utoipa_swagger_ui::Config;
 /// This function's name in the route table.
 const FUNCTION: &str = "docs";
 
-/// Where Swagger UI fetches the document from, relative to `/docs/` so that
-/// it also resolves behind a stage prefix such as `/Prod/docs/`.
+/// Where Swagger UI fetches the document from, relative to its page under
+/// `/docs/`, so that it also resolves behind a stage prefix (`/Prod/docs/`).
 const SPEC_URL: &str = "../openapi.json";
 
 /// What the function builds once per execution environment.
@@ -44,10 +44,14 @@ impl Docs {
                 Ok(edge::with_body(200, edge::APPLICATION_JSON, Body::Text(self.openapi.clone())))
             }
             // The UI's files are linked relative to the page, so the page must
-            // be `/docs/`; `docs/` relative to `/docs` is that, on any prefix.
+            // be under `/docs/`. `docs/index.html` relative to `/docs` is that
+            // on any stage prefix, and matches a greedy `/docs/{file+}` route
+            // (which `/docs/` alone, with an empty rest, would not).
             Endpoint::Docs if path == "/docs" => {
                 let mut response = edge::with_body(308, "text/plain", Body::Empty);
-                response.headers_mut().insert(LOCATION, HeaderValue::from_static("docs/"));
+                response
+                    .headers_mut()
+                    .insert(LOCATION, HeaderValue::from_static("docs/index.html"));
                 Ok(response)
             }
             Endpoint::Docs => self.swagger_file(path.trim_start_matches("/docs/")),
@@ -116,7 +120,7 @@ mod tests {
             let reply = get(source, "/docs").await;
             assert_eq!(
                 (reply.status, reply.header("location")),
-                (308, Some("docs/")),
+                (308, Some("docs/index.html")),
                 "{source:?}"
             );
 
