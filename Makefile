@@ -88,7 +88,7 @@ bench: stage $(RIE_STAMP)
 	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10
 
 build: $(TOOLS_OK)
-	cargo lambda build --release --arm64 --locked
+	cargo lambda build --release --arm64 --locked -p hello -p ping -p docs
 
 clean:
 	cargo clean
