@@ -4,6 +4,8 @@
 #   make test   - formatting, lints, and every test, end-to-end included
 #   make bench  - compute and HTTP benchmarks (numbers go in the README)
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
+#   make validate - SAM template, Kubernetes manifests, Dockerfile: linters and schema checks
+#   make sam-build - sam build (what sam deploy uploads), offline
 #   make stage  - the image's /opt/kf-api laid out under target/image, from release binaries
 
 SHELL := /bin/bash
@@ -12,6 +14,14 @@ SHELL := /bin/bash
 
 VENV      := .venv
 TOOLS_OK  := $(VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_OK   := $(CHECKOV_VENV)/.installed
+# Kubernetes versions the manifests must validate against: the oldest
+# supported here and the newest kubernetes-validate ships.
+K8S_VERSIONS := 1.30.0 1.37.0
+# SAM and the AWS tools: no telemetry, a region for offline validation.
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
 # The AWS Lambda Runtime Interface Emulator, built from source at a pinned
 # commit (its tags are not semver, so the pin is a pseudo-version).
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
@@ -26,7 +36,7 @@ WATCH_PORT ?= 9000
 PORT ?= 8080
 IMAGE_DIR := target/image/opt/kf-api
 
-.PHONY: help tools run watch stage test lint unit test-summary bench build clean
+.PHONY: help tools run watch stage test lint validate unit test-summary bench build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -40,12 +50,17 @@ $(TOOLS_OK): tools/requirements.txt
 	rustup target add aarch64-unknown-linux-gnu
 	touch $@
 
+$(CHECKOV_OK): tools/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
+	touch $@
+
 $(RIE_STAMP):
 	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-mod=mod $(GO) install \
 	  github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 	touch $@
 
-tools: $(TOOLS_OK) $(RIE_STAMP)
+tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK)
 
 run: stage $(RIE_STAMP)
 	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --functions-dir $(IMAGE_DIR)/functions \
@@ -63,12 +78,32 @@ stage:
 	  mkdir -p $(IMAGE_DIR)/functions/$$f && cp target/release/$$f $(IMAGE_DIR)/functions/$$f/bootstrap; \
 	done
 
-test: lint unit
+test: lint validate unit
 
 lint: $(TOOLS_OK)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Every deployment file through the real tools. checkov's skips each carry
+# their reason next to the resource they concern.
+validate: $(TOOLS_OK) $(CHECKOV_OK)
+	sam validate --lint
+	cfn-lint template.yaml
 	hadolint Dockerfile
+	mkdir -p target/k8s
+	for overlay in minikube gke; do \
+	  kubectl kustomize k8s/overlays/$$overlay > target/k8s/$$overlay.yaml; \
+	  for version in $(K8S_VERSIONS); do \
+	    kubernetes-validate --strict --quiet -k $$version target/k8s/$$overlay.yaml; \
+	    echo "k8s/overlays/$$overlay: valid for Kubernetes $$version (strict)"; \
+	  done; \
+	done
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -d k8s --framework kustomize
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f Dockerfile --framework dockerfile
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
+
+sam-build: $(TOOLS_OK)
+	sam build
 
 # The summary line adds up cargo's per-binary "test result" lines.
 unit: $(TOOLS_OK) $(RIE_STAMP)
@@ -92,4 +127,4 @@ build: $(TOOLS_OK)
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) $(CHECKOV_VENV) .tools .aws-sam

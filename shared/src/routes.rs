@@ -119,6 +119,38 @@ mod tests {
         }
     }
 
+    /// The SAM template's HTTP API routes (what API Gateway routes on AWS)
+    /// are exactly this table's paths, each to the same function, for every
+    /// method.
+    #[test]
+    fn sam_template_routes_are_this_table() {
+        use yaml_rust2::YamlLoader;
+        let text = include_str!("../../template.yaml");
+        let docs = YamlLoader::load_from_str(text).expect("template.yaml parses");
+        let resources = docs[0]["Resources"].as_hash().expect("Resources");
+        let mut declared = Vec::new();
+        for resource in resources.values() {
+            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let binary =
+                resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
+            for event in resource["Properties"]["Events"].as_hash().expect("Events").values() {
+                assert_eq!(event["Type"].as_str(), Some("HttpApi"));
+                let properties = &event["Properties"];
+                assert_eq!(properties["Method"].as_str(), Some("ANY"), "{binary}");
+                let path = properties["Path"].as_str().expect("Path").replace("{file+}", "{*file}");
+                declared.push((path, binary.to_owned()));
+            }
+        }
+        let mut expected: Vec<(String, String)> =
+            ROUTES.iter().map(|r| (r.path.to_owned(), r.function.to_owned())).collect();
+        expected.dedup();
+        declared.sort();
+        expected.sort();
+        assert_eq!(declared, expected);
+    }
+
     #[test]
     fn cargo_lambda_watch_router_is_this_table() {
         let manifest: toml::Table = include_str!("../../Cargo.toml").parse().expect("Cargo.toml");
