@@ -143,7 +143,12 @@ impl Environment {
                 env.stopped = true;
                 return Err(EnvError::NotListening(format!("RIE {how}")));
             }
-            if let Ok(stream) = TcpStream::connect(addr).await {
+            // Both of the RIE's APIs must listen: it starts the bootstrap on
+            // the first invocation, and a bootstrap that finds no Runtime API
+            // exits and fails that invocation.
+            let runtime_api_up =
+                TcpStream::connect((Ipv4Addr::LOCALHOST, runtime_port)).await.is_ok();
+            if runtime_api_up && let Ok(stream) = TcpStream::connect(addr).await {
                 env.attach(stream).await?;
                 tracing::debug!(function = %env.function, env = env.id, pid = pid.as_raw(), %addr, "environment started");
                 return Ok(env);
