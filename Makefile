@@ -16,6 +16,9 @@ VENV      := .venv
 TOOLS_OK  := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_OK   := $(CHECKOV_VENV)/.installed
+LOADTEST_VENV := .venv-loadtest
+LOADTEST_OK   := $(LOADTEST_VENV)/.installed
+export LOCUST := $(CURDIR)/$(LOADTEST_VENV)/bin/locust
 # Kubernetes versions the manifests must validate against: the oldest
 # supported here and the newest kubernetes-validate ships.
 K8S_VERSIONS := 1.30.0 1.37.0
@@ -55,12 +58,17 @@ $(CHECKOV_OK): tools/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
 	touch $@
 
+$(LOADTEST_OK): tools/requirements-loadtest.txt
+	python3 -m venv $(LOADTEST_VENV)
+	$(LOADTEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-loadtest.txt
+	touch $@
+
 $(RIE_STAMP):
 	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-mod=mod $(GO) install \
 	  github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 	touch $@
 
-tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK)
+tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK) $(LOADTEST_OK)
 
 run: stage $(RIE_STAMP)
 	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --functions-dir $(IMAGE_DIR)/functions \
@@ -106,7 +114,7 @@ sam-build: $(TOOLS_OK)
 	sam build
 
 # The summary line adds up cargo's per-binary "test result" lines.
-unit: $(TOOLS_OK) $(RIE_STAMP)
+unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target
 	cargo test --workspace --locked 2>&1 | tee target/test.log
 	@$(MAKE) --no-print-directory test-summary

@@ -417,3 +417,43 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     // Nothing left behind.
     assert!(stack.processes().is_empty(), "left running: {:?}", stack.processes());
 }
+
+/// The load test itself, briefly: Locust with its own checks of every answer
+/// (status, fields, the largest prime factor) against the stack, failing on
+/// any failed request.
+#[test]
+fn a_short_locust_session_has_no_failed_request() {
+    let _serial = one_at_a_time();
+    let locust = std::env::var_os("LOCUST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv-loadtest/bin/locust"));
+    assert!(
+        locust.exists(),
+        "no {}: run `make test` (it installs Locust) or set LOCUST",
+        locust.display()
+    );
+    let stack = Stack::start(Options { name: "locust", ..Options::default() });
+    let csv = stack.image.join("locust");
+    let output = Command::new(&locust)
+        .arg("-f")
+        .arg(workspace_root().join("locustfile.py"))
+        .args(["--headless", "--host", stack.base(), "--only-summary", "--loglevel", "WARNING"])
+        .arg("--csv")
+        .arg(&csv)
+        .envs([("KF_USERS", "10"), ("KF_RAMP_SECONDS", "2"), ("KF_HOLD_SECONDS", "3")])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run locust");
+    let report = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "locust failed ({}):\n{report}", output.status);
+    let stats =
+        std::fs::read_to_string(csv.with_file_name("locust_stats.csv")).expect("locust stats");
+    let aggregated = stats.lines().find(|l| l.contains(",Aggregated,")).expect("an Aggregated row");
+    let fields: Vec<&str> = aggregated.split(',').collect();
+    let (requests, failures): (u64, u64) =
+        (fields[2].parse().expect("count"), fields[3].parse().expect("failures"));
+    eprintln!("locust: {requests} requests, {failures} failed");
+    assert!(requests > 100, "too few requests: {aggregated}");
+    assert_eq!(failures, 0, "{report}");
+}
