@@ -2,7 +2,8 @@
 #   make run    - the container's stack on this host: gateway + RIE + functions, http://127.0.0.1:8080
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, and every test, end-to-end included
-#   make bench  - compute and HTTP benchmarks (numbers go in the README)
+#   make bench  - compute and HTTP benchmarks (numbers go in results/ and the README)
+#   make loadtest - Locust against the local stack, ramping to 250 users, with charts
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
 #   make validate - SAM template, Kubernetes manifests, Dockerfile: linters and schema checks
 #   make sam-build - sam build (what sam deploy uploads), offline
@@ -39,7 +40,7 @@ WATCH_PORT ?= 9000
 PORT ?= 8080
 IMAGE_DIR := target/image/opt/kf-api
 
-.PHONY: help tools run watch stage test lint validate unit test-summary bench build sam-build clean
+.PHONY: help tools run watch stage test lint validate unit test-summary bench loadtest build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -111,6 +112,39 @@ validate: $(TOOLS_OK) $(CHECKOV_OK)
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 
 sam-build: $(TOOLS_OK)
+	sam build
+
+# The summary line adds up cargo's per-binary "test result" lines.
+unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
+	mkdir -p target
+	cargo test --workspace --locked 2>&1 | tee target/test.log
+	@$(MAKE) --no-print-directory test-summary
+
+test-summary:
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
+
+# Compute (divan), then the stack over HTTP: wrk on one CPU, the stack on the
+# other. Both land in results/results.json, and the README's tables are
+# rendered from it.
+bench: stage $(RIE_STAMP)
+	mkdir -p target/bench
+	cargo bench --locked -p shared --bench factor 2>&1 | tee target/bench/compute.txt
+	python3 tools/results.py record compute target/bench/compute.txt
+	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10 --out target/bench/stack.json
+	python3 tools/results.py record stack target/bench/stack.json
+	python3 tools/results.py render
+
+# Locust against the local stack: a ramp to 250 users (about 90 s), its CSV
+# and HTML report in target/loadtest, charts in docs/loadtest, numbers in
+# results/results.json and the README.
+loadtest: stage $(RIE_STAMP) $(LOADTEST_OK)
+	$(LOADTEST_VENV)/bin/python tools/loadtest.py --out target/loadtest --charts docs/loadtest
+	python3 tools/results.py record loadtest target/loadtest/summary.json
+	python3 tools/results.py render
+
+build: $(TOOLS_OK)
 	sam build
 
 # The summary line adds up cargo's per-binary "test result" lines.
