@@ -145,26 +145,6 @@ loadtest: stage $(RIE_STAMP) $(LOADTEST_OK)
 	python3 tools/results.py render
 
 build: $(TOOLS_OK)
-	sam build
-
-# The summary line adds up cargo's per-binary "test result" lines.
-unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
-	mkdir -p target
-	cargo test --workspace --locked 2>&1 | tee target/test.log
-	@$(MAKE) --no-print-directory test-summary
-
-test-summary:
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
-
-# Compute (divan), then the stack over HTTP: wrk on one CPU, the stack on the
-# other; the stack's numbers land in target/bench/stack.json.
-bench: stage $(RIE_STAMP)
-	cargo bench --locked -p shared --bench factor
-	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
-	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
-	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10
-
-build: $(TOOLS_OK)
 	cargo lambda build --release --arm64 --locked -p hello -p ping -p docs
 
 clean:

@@ -39,8 +39,9 @@ pub struct Config {
     pub envs: Option<usize>,
 
     /// Requests that may wait per function when every environment is busy;
-    /// more get 503 with Retry-After.
-    #[arg(long, env = "KF_QUEUE", default_value_t = 128)]
+    /// more get 503 with Retry-After. Enough for the tutorial's 250 users on
+    /// one function; `--timeout` bounds how long any of them waits.
+    #[arg(long, env = "KF_QUEUE", default_value_t = 1024)]
     pub queue: usize,
 
     /// Longest a request may take, waiting included (API Gateway's is 30 s).
