@@ -146,6 +146,7 @@ def render_stack(s: dict) -> str:
         f"| Cold start: process start to the first 200 from `/api/v1/hello` | **{s['cold_start_ms']:.0f} ms** | < 100 ms (~250 ms) |",
         f"| Resident memory, idle (gateway only: environments start on demand) | **{mb(rss['idle_no_environment'])}** | < 40 MB (~38 MB) |",
         f"| Resident memory, one warm environment (gateway + RIE + function) | {mb(rss['one_warm_environment'])} | |",
+        f"| Resident memory per execution environment (RIE + function) | {mb(rss['one_warm_environment'] - rss['idle_no_environment'])} | |",
         f"| Resident memory, peak under load | **{mb(max(ping['rss_peak_kb'], hello['rss_peak_kb']))}** | < 100 MB |",
         f"| `GET /ping` | **{ping['rps']:,.0f} req/s**, p50 {ping['p50_ms']} ms, p99 {ping['p99_ms']} ms | >= 6,000 req/s (~6,000) |",
         f"| `POST /api/v1/hello` with `{{}}` | **{hello['rps']:,.0f} req/s**, p50 {hello['p50_ms']} ms, p99 {hello['p99_ms']} ms | >= 3,000 req/s, p99 < 20 ms (~55 req/s) |",
