@@ -114,14 +114,17 @@ validate: $(TOOLS_OK) $(CHECKOV_OK)
 sam-build: $(TOOLS_OK)
 	sam build
 
-# The summary line adds up cargo's per-binary "test result" lines.
 unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target
+	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v 2>&1 \
+	  | tee $(CURDIR)/target/unittest.log
 	cargo test --workspace --locked 2>&1 | tee target/test.log
 	@$(MAKE) --no-print-directory test-summary
 
+# Adds up cargo's per-binary "test result" lines and unittest's "Ran N tests".
 test-summary:
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} /^Ran [0-9]+ tests? in/ {p += $$2} \
+	  END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log target/unittest.log
 
 # Compute (divan), then the stack over HTTP: wrk on one CPU, the stack on the
 # other. Both land in results/results.json, and the README's tables are

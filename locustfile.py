@@ -115,6 +115,12 @@ def check_hello(response, expected_n=None, expected_p=None):
         response.success()
 
 
+def post_hello(user, body, name, expected_n=None, expected_p=None):
+    """POSTs `body` to /api/v1/hello and checks the answer."""
+    with user.client.post("/api/v1/hello", json=body, name=name, catch_response=True) as response:
+        check_hello(response, expected_n, expected_p)
+
+
 class HelloUser(FastHttpUser):
     """The tutorial's workload: factor a random number, back to back."""
 
@@ -123,10 +129,7 @@ class HelloUser(FastHttpUser):
 
     @task
     def hello(self):
-        with self.client.post(
-            "/api/v1/hello", json={}, name="POST /api/v1/hello {}", catch_response=True
-        ) as response:
-            check_hello(response)
+        post_hello(self, {}, "POST /api/v1/hello {}")
 
 
 class PingUser(FastHttpUser):
@@ -155,13 +158,7 @@ class RhoUser(FastHttpUser):
     @task
     def rho(self):
         n, p = random.choice(RHO_CASES)
-        with self.client.post(
-            "/api/v1/hello",
-            json={"n": n, "algorithm": "rho"},
-            name="POST /api/v1/hello rho",
-            catch_response=True,
-        ) as response:
-            check_hello(response, n, p)
+        post_hello(self, {"n": n, "algorithm": "rho"}, "POST /api/v1/hello rho", n, p)
 
 
 class RampTo250(LoadTestShape):
