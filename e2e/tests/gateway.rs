@@ -66,11 +66,20 @@ struct Options<'a> {
     /// Functions replaced by a test runtime from `fixtures/runtimes`.
     replace: &'a [(&'a str, &'a str)],
     vars: &'a [(&'a str, &'a str)],
+    prewarm: bool,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { name: "default", envs: 2, queue: 128, timeout: "30s", replace: &[], vars: &[] }
+        Options {
+            name: "default",
+            envs: 2,
+            queue: 128,
+            timeout: "30s",
+            replace: &[],
+            vars: &[],
+            prewarm: false,
+        }
     }
 }
 
@@ -105,6 +114,7 @@ impl Stack {
             .arg(rie())
             .args(["--envs", &options.envs.to_string(), "--queue", &options.queue.to_string()])
             .args(["--timeout", options.timeout, "--grace", "10s"])
+            .args(["--prewarm", if options.prewarm { "true" } else { "false" }])
             .envs(options.vars.iter().copied());
         let log = image.join("gateway.log");
         let mut server = Server::start(command, port, log);
@@ -456,4 +466,23 @@ fn a_short_locust_session_has_no_failed_request() {
     eprintln!("locust: {requests} requests, {failures} failed");
     assert!(requests > 100, "too few requests: {aggregated}");
     assert_eq!(failures, 0, "{report}");
+}
+
+#[test]
+fn prewarm_starts_every_function_before_traffic() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "prewarm", prewarm: true, ..Options::default() });
+    let metrics = stack.metrics();
+    for function in ["hello", "ping", "docs"] {
+        for line in [
+            format!(r#"kf_gateway_environments{{function="{function}"}} 1"#),
+            format!(r#"kf_gateway_cold_starts_total{{function="{function}"}} 1"#),
+        ] {
+            assert!(metrics.contains(&line), "metrics lack {line}:\n{metrics}");
+        }
+    }
+    // The first request finds a warm environment: no second cold start.
+    let r = get(&agent(Duration::from_secs(10)), stack.base(), "/ping").expect("ping");
+    assert_eq!(r.status, 200);
+    assert!(stack.metrics().contains(r#"kf_gateway_cold_starts_total{function="ping"} 1"#));
 }

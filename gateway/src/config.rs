@@ -59,7 +59,7 @@ pub struct Config {
 
     /// Start one environment per function before serving, so that no
     /// request pays a cold start (costs its memory while idle).
-    #[arg(long, env = "KF_PREWARM", default_value_t = false)]
+    #[arg(long, env = "KF_PREWARM", default_value_t = false, action = clap::ArgAction::Set)]
     pub prewarm: bool,
 
     /// Threads serving HTTP [default: the CPUs of the cgroup quota].

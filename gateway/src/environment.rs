@@ -8,7 +8,7 @@
 //! invoke API and the Runtime API its bootstrap polls) and starts the
 //! bootstrap lazily, on the first invocation.
 
-use crate::reaper::{Exit, Reaper, children_of};
+use crate::reaper::{Exit, Reaper, children_of, parent_of};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -17,11 +17,12 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgid};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -81,13 +82,46 @@ pub struct Environment {
     pub fresh: bool,
     /// Set once the processes are killed, so that `Drop` does not repeat it.
     stopped: bool,
+    /// The process groups of the bootstraps this RIE ran: still killable
+    /// after the RIE itself has died and they were re-parented.
+    groups: HashSet<Pid>,
+    /// The invoke and Runtime API ports, reserved while this lives.
+    _ports: [Port; 2],
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-fn free_port() -> Result<u16, EnvError> {
-    let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EnvError::Port)?;
-    Ok(listener.local_addr().map_err(EnvError::Port)?.port())
+/// Loopback ports that live environments of this process use.
+static RESERVED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A loopback port reserved for one environment until dropped.
+///
+/// The RIE must be told its ports, so they are found free first and then
+/// released for it to bind; the reservation keeps two environments of this
+/// process, started at the same moment, from being handed the same port
+/// (one would then send its invocations to the other's RIE).
+#[derive(Debug)]
+struct Port(u16);
+
+impl Port {
+    fn reserve() -> Result<Port, EnvError> {
+        for _ in 0..32 {
+            let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EnvError::Port)?;
+            let port = listener.local_addr().map_err(EnvError::Port)?.port();
+            let mut reserved = RESERVED.lock().unwrap_or_else(|e| e.into_inner());
+            if !reserved.contains(&port) {
+                reserved.push(port);
+                return Ok(Port(port));
+            }
+        }
+        Err(EnvError::Port(std::io::Error::other("no unreserved loopback port")))
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        RESERVED.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| *p != self.0);
+    }
 }
 
 impl Environment {
@@ -110,7 +144,8 @@ impl Environment {
     }
 
     async fn try_start(spec: &Spec, reaper: &Reaper) -> Result<Environment, EnvError> {
-        let (invoke_port, runtime_port) = (free_port()?, free_port()?);
+        let ports = [Port::reserve()?, Port::reserve()?];
+        let (invoke_port, runtime_port) = (ports[0].0, ports[1].0);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, invoke_port));
         let mut command = Command::new(&spec.rie);
         command
@@ -135,6 +170,8 @@ impl Environment {
             sender: None,
             fresh: true,
             stopped: false,
+            groups: HashSet::new(),
+            _ports: ports,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         let mut pause = Duration::from_micros(500);
@@ -222,7 +259,11 @@ impl Environment {
         .await;
         match result {
             Ok(answer) => {
-                self.fresh = false;
+                if self.fresh {
+                    // The RIE has started its bootstrap by now.
+                    self.groups.extend(children_of(self.pid));
+                    self.fresh = false;
+                }
                 Ok(answer)
             }
             Err(e) => {
@@ -257,8 +298,17 @@ impl Environment {
         self.stopped = true;
         self.sender = None;
         // The bootstrap runs in a process group of its own, which killing
-        // the RIE would leave running: kill its group first.
-        for child in children_of(self.pid) {
+        // the RIE would leave running: kill its group first. A bootstrap
+        // whose RIE died was re-parented to the gateway; one whose parent is
+        // neither is not ours (its pid was reused) and is left alone.
+        let own = Pid::from_raw(std::process::id() as i32);
+        let mut groups: Vec<Pid> = children_of(self.pid);
+        groups.extend(self.groups.iter().copied());
+        for child in groups {
+            let parent = parent_of(child);
+            if parent != Some(self.pid) && parent != Some(own) {
+                continue;
+            }
             match getpgid(Some(child)) {
                 Ok(group) if group == child => {
                     let _ = killpg(group, Signal::SIGKILL);

@@ -23,6 +23,25 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
+/// Response headers a function may not set as is: they describe the
+/// connection, not the response, and the gateway frames the response itself.
+/// API Gateway renames them `x-amzn-Remapped-<name>`; so does the gateway.
+const REMAPPED: [&str; 9] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// What API Gateway knows about a request besides the request itself.
 #[derive(Debug, Clone)]
 pub struct RequestMeta<'a> {
@@ -30,6 +49,8 @@ pub struct RequestMeta<'a> {
     pub request_id: &'a str,
     /// The client's address.
     pub source_ip: IpAddr,
+    /// The port the client connected to.
+    pub local_port: u16,
     /// The matched route, e.g. `ANY /api/v1/hello`.
     pub route_key: &'a str,
     /// When the request arrived.
@@ -50,7 +71,7 @@ pub fn request_event(
     let path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or_default();
 
-    let mut headers = HeaderMap::with_capacity(parts.headers.keys_len());
+    let mut headers = HeaderMap::with_capacity(parts.headers.keys_len() + 3);
     for name in parts.headers.keys() {
         if name == COOKIE {
             continue;
@@ -61,6 +82,17 @@ pub fn request_event(
             headers.insert(name.clone(), value);
         }
     }
+    // As API Gateway does: the client's address appended to any proxies'
+    // chain, and the scheme and port it connected with.
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(chain) => format!("{chain}, {}", meta.source_ip),
+        None => meta.source_ip.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PORT, HeaderValue::from(meta.local_port));
     let cookies: Vec<String> = parts
         .headers
         .get_all(COOKIE)
@@ -89,7 +121,8 @@ pub fn request_event(
     context.route_key = Some(meta.route_key.to_owned());
     context.account_id = Some("anonymous".to_owned());
     context.apiid = Some("kf-gateway".to_owned());
-    context.domain_name = header_str(HOST);
+    // The host without its port, as API Gateway's domainName.
+    context.domain_name = header_str(HOST).map(|h| without_port(&h).to_owned());
     context.domain_prefix =
         context.domain_name.as_deref().map(|h| h.split('.').next().unwrap_or(h).to_owned());
     context.request_id = Some(meta.request_id.to_owned());
@@ -110,6 +143,21 @@ pub fn request_event(
     event.body = text;
     event.is_base64_encoded = is_base64_encoded;
     event
+}
+
+/// A `Host` header's name without its port: `api.example.com:8080` and
+/// `[::1]:8080` lose `:8080`; a bare IPv6 literal keeps its colons.
+fn without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            name
+        }
+        _ => host,
+    }
 }
 
 /// Joins header values with `sep`, or `None` if the result is not a valid
@@ -293,7 +341,14 @@ fn http_response(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in parsed.multi_value_headers.iter().chain(parsed.headers.iter()) {
-        headers.append(name.clone(), value.clone());
+        if REMAPPED.contains(&name.as_str()) {
+            let remapped = format!("x-amzn-remapped-{}", name.as_str());
+            if let Ok(remapped) = HeaderName::from_bytes(remapped.as_bytes()) {
+                headers.append(remapped, value.clone());
+            }
+        } else {
+            headers.append(name.clone(), value.clone());
+        }
     }
     for cookie in &parsed.cookies {
         if let Ok(value) = HeaderValue::from_str(cookie) {
@@ -316,6 +371,7 @@ mod tests {
         RequestMeta {
             request_id: "req-1",
             source_ip: "127.0.0.1".parse().expect("ip"),
+            local_port: 8080,
             route_key: "ANY /api/v1/hello",
             time: UNIX_EPOCH + std::time::Duration::from_millis(1_796_006_599_123),
         }
@@ -342,6 +398,9 @@ mod tests {
         assert_eq!(json["headers"]["x-multi"], "1,2");
         assert_eq!(json["headers"]["host"], "api.example.com");
         assert!(json["headers"].get("cookie").is_none());
+        assert_eq!(json["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(json["headers"]["x-forwarded-proto"], "http");
+        assert_eq!(json["headers"]["x-forwarded-port"], "8080");
         assert_eq!(json["cookies"], serde_json::json!(["a=1", "b=2", "c=3"]));
         assert_eq!(json["body"], "{\"n\":12}");
         assert_eq!(json["isBase64Encoded"], false);
@@ -397,6 +456,28 @@ mod tests {
         assert_eq!((r.status(), r.body().as_ref()), (StatusCode::OK, &br#"{"hello":"world"}"#[..]));
         assert!(response(b"Task timed out after 1.00 seconds").is_err());
         assert!(response(br#"{"statusCode":99}"#).is_err());
+    }
+
+    #[test]
+    fn hosts_lose_their_port() {
+        assert_eq!(without_port("api.example.com:8080"), "api.example.com");
+        assert_eq!(without_port("api.example.com"), "api.example.com");
+        assert_eq!(without_port("[::1]:8080"), "[::1]");
+        assert_eq!(without_port("[::1]"), "[::1]");
+        assert_eq!(without_port("127.0.0.1:80"), "127.0.0.1");
+    }
+
+    #[test]
+    fn framing_headers_of_a_function_are_renamed() {
+        let output = br#"{"statusCode":200,"headers":{"content-length":"999","connection":"close",
+            "transfer-encoding":"chunked","x-ok":"1"},"cookies":[],"body":"hi"}"#;
+        let Outcome::Response(r) = response(output).expect("valid") else { panic!("a response") };
+        assert!(r.headers().get("content-length").is_none());
+        assert!(r.headers().get("connection").is_none());
+        assert!(r.headers().get("transfer-encoding").is_none());
+        assert_eq!(r.headers()["x-amzn-remapped-content-length"], "999");
+        assert_eq!(r.headers()["x-amzn-remapped-connection"], "close");
+        assert_eq!(r.headers()["x-ok"], "1");
     }
 
     #[test]

@@ -81,12 +81,36 @@ pub async fn run(
         timeout_ms = config.timeout.as_millis() as u64,
         "gateway starting"
     );
-    let gateway = Arc::new(Gateway::new(router, pools, metrics, config.timeout, config.access_log));
+    let local_port = listener.local_addr()?.port();
+    let gateway = Arc::new(Gateway::new(
+        router,
+        pools,
+        metrics,
+        config.timeout,
+        config.access_log,
+        local_port,
+    ));
     if config.prewarm {
-        for pool in gateway.pools() {
-            if let Err(e) = pool.prewarm().await {
-                tracing::error!(function = pool.function(), error = %e, "prewarm failed");
-            }
+        // All functions at once, each within the request timeout: a function
+        // that hangs in its init must not hold up the others or the start.
+        let warming: Vec<_> = gateway
+            .pools()
+            .cloned()
+            .map(|pool| {
+                let timeout = config.timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(timeout, pool.prewarm()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(function = pool.function(), error = %e, "prewarm failed")
+                        }
+                        Err(_) => tracing::error!(function = pool.function(), "prewarm timed out"),
+                    }
+                })
+            })
+            .collect();
+        for task in warming {
+            let _ = task.await;
         }
     }
     let timing = server::Shutdown { delay: config.shutdown_delay, grace: config.grace };

@@ -35,8 +35,11 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // Listening for the signals before anything else: as PID 1, a signal
+        // nobody handles is dropped.
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        gateway::run(config, listener, shutdown_signal()).await
+        gateway::run(config, listener, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,18 +50,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot listen for SIGTERM/SIGINT; stopping only when killed");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
-    }
+/// A future that resolves on the first SIGTERM (Kubernetes) or SIGINT
+/// (Ctrl-C); the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        }
+    })
 }
 
 fn init_tracing(format: LogFormat) {

@@ -25,8 +25,14 @@ use hyper::StatusCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+/// A request's place in a pool: running or waiting. Taken before the
+/// request's body is read, so that a request the pool would turn away costs
+/// neither the reading nor the memory.
+#[derive(Debug)]
+pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// Why an invocation did not produce the RIE's answer.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +62,7 @@ pub struct Pool {
     slots: Semaphore,
     /// Permits for requests in the pool, running or waiting: `max_envs +
     /// queue_depth`. A request that finds none is turned away.
-    admission: Semaphore,
+    admission: Arc<Semaphore>,
     /// The most environments this function may have.
     max_envs: usize,
     /// Environments alive (idle or busy), for readiness and metrics.
@@ -78,7 +84,9 @@ impl Pool {
             metrics,
             idle: Mutex::new(Vec::with_capacity(max_envs)),
             slots: Semaphore::new(max_envs),
-            admission: Semaphore::new(max_envs + queue_depth),
+            admission: Arc::new(Semaphore::new(
+                (max_envs + queue_depth).min(Semaphore::MAX_PERMITS),
+            )),
             max_envs,
             live: AtomicUsize::new(0),
         }
@@ -102,11 +110,26 @@ impl Pool {
         let mut env = self.start_env().await?;
         // An invocation the function answers 404 to: it makes the RIE start
         // the bootstrap, which is the expensive part of a cold start.
-        let event = prewarm_event();
-        env.invoke("prewarm", event).await?;
-        self.metrics.cold_start(self.function());
-        self.release(env);
-        Ok(())
+        match env.invoke("prewarm", prewarm_event()).await {
+            Ok(_) => {
+                self.metrics.cold_start(self.function());
+                self.release(env);
+                Ok(())
+            }
+            Err(e) => {
+                self.discard(env, "died");
+                Err(e)
+            }
+        }
+    }
+
+    /// A place in this pool for one request, or why there is none: every
+    /// environment busy and the queue full (a 503), or shutting down.
+    pub fn admit(&self) -> Result<Admission, InvokeError> {
+        self.admission.clone().try_acquire_owned().map(Admission).map_err(|e| match e {
+            tokio::sync::TryAcquireError::Closed => InvokeError::ShuttingDown,
+            tokio::sync::TryAcquireError::NoPermits => InvokeError::Overloaded(self.max_envs),
+        })
     }
 
     /// Runs one invocation of `event` on an environment of its own.
@@ -116,14 +139,11 @@ impl Pool {
     /// cost an environment.
     pub async fn invoke(
         &self,
+        _admitted: Admission,
         request_id: &str,
         event: Bytes,
         deadline: Instant,
     ) -> Result<(StatusCode, Bytes), InvokeError> {
-        let _admitted = self.admission.try_acquire().map_err(|e| match e {
-            tokio::sync::TryAcquireError::Closed => InvokeError::ShuttingDown,
-            tokio::sync::TryAcquireError::NoPermits => InvokeError::Overloaded(self.max_envs),
-        })?;
         let function = self.function();
         self.metrics.queue_add(function, 1);
         let slot = tokio::time::timeout_at(deadline, self.slots.acquire()).await;
@@ -135,7 +155,11 @@ impl Pool {
         };
         let mut env = match self.take_idle() {
             Some(env) => env,
-            None => self.start_env().await?,
+            // A cold start counts against the request's deadline too.
+            None => match tokio::time::timeout_at(deadline, self.start_env()).await {
+                Ok(started) => started?,
+                Err(_) => return Err(InvokeError::Timeout),
+            },
         };
         let cold = env.fresh;
         self.metrics.busy_add(function, 1);
@@ -190,14 +214,28 @@ impl Pool {
     }
 
     fn release(&self, env: Environment) {
+        if self.slots.is_closed() {
+            // The pool has stopped (an invocation outlived the shutdown's
+            // grace): stop this environment instead of keeping it warm.
+            env.kill();
+            self.forget_one();
+            return;
+        }
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(env);
     }
 
     fn discard(&self, env: Environment, reason: &'static str) {
         env.kill();
-        let live = self.live.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        self.metrics.set_live(self.function(), live);
+        self.forget_one();
         self.metrics.restart(self.function(), reason);
+    }
+
+    /// One environment fewer alive.
+    fn forget_one(&self) {
+        let before =
+            self.live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let live = before.map_or(0, |n| n - 1);
+        self.metrics.set_live(self.function(), live);
     }
 
     /// Refuses new requests, and stops the environments once the running
@@ -211,9 +249,8 @@ impl Pool {
             std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         for env in envs {
             env.stop(Duration::from_secs(2)).await;
+            self.forget_one();
         }
-        self.live.store(0, Ordering::Relaxed);
-        self.metrics.set_live(self.function(), 0);
     }
 
     /// Environments alive now.

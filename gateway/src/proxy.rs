@@ -45,6 +45,8 @@ pub struct Gateway {
     draining: AtomicBool,
     timeout: Duration,
     access_log: bool,
+    /// The port clients connect to, for the event's `x-forwarded-port`.
+    local_port: u16,
 }
 
 /// Our own JSON bodies, e.g. `{"status":"ok"}`.
@@ -61,8 +63,17 @@ impl Gateway {
         metrics: Metrics,
         timeout: Duration,
         access_log: bool,
+        local_port: u16,
     ) -> Gateway {
-        Gateway { router, pools, metrics, draining: AtomicBool::new(false), timeout, access_log }
+        Gateway {
+            router,
+            pools,
+            metrics,
+            draining: AtomicBool::new(false),
+            timeout,
+            access_log,
+            local_port,
+        }
     }
 
     /// Makes `/readyz` fail from now on.
@@ -163,6 +174,12 @@ impl Gateway {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
         }
+        // A place in the pool first: a request that would be turned away is,
+        // before its body is read or held.
+        let admitted = match pool.admit() {
+            Ok(admitted) => admitted,
+            Err(e) => return invoke_error(e, request_id, function),
+        };
         let (parts, body) = request.into_parts();
         let body =
             match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect())
@@ -175,9 +192,16 @@ impl Gateway {
                 Ok(Err(_)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
                 Ok(Ok(collected)) => collected.to_bytes(),
             };
-        let meta =
-            RequestMeta { request_id, source_ip: remote.ip(), route_key, time: SystemTime::now() };
+        let meta = RequestMeta {
+            request_id,
+            source_ip: remote.ip(),
+            local_port: self.local_port,
+            route_key,
+            time: SystemTime::now(),
+        };
         let event = event::request_event(&parts, &body, &meta);
+        // Only the event travels on: the body and headers are freed now.
+        drop((parts, body));
         let event = match serde_json::to_vec(&event) {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) => {
@@ -185,11 +209,12 @@ impl Gateway {
                 return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             }
         };
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now().checked_add(self.timeout).unwrap_or_else(far_future);
         let id = request_id.to_owned();
         // A task of its own, so that a client hanging up does not cut an
         // invocation short (which would cost the environment).
-        let invocation = tokio::spawn(async move { pool.invoke(&id, event, deadline).await });
+        let invocation =
+            tokio::spawn(async move { pool.invoke(admitted, &id, event, deadline).await });
         let answer = match invocation.await {
             Ok(answer) => answer,
             Err(e) => {
@@ -226,18 +251,30 @@ impl Gateway {
                 );
                 message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
-            Err(InvokeError::Overloaded(_)) | Err(InvokeError::ShuttingDown) => {
-                let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
-            Err(InvokeError::Timeout) => message(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
-            Err(InvokeError::Environment(e)) => {
-                tracing::warn!(request_id, function, error = %e, "environment failed");
-                message(StatusCode::BAD_GATEWAY, "Bad Gateway")
-            }
+            Err(e) => invoke_error(e, request_id, function),
         }
     }
+}
+
+/// The response for a request the pool could not run.
+fn invoke_error(error: InvokeError, request_id: &str, function: &str) -> Response<Full<Bytes>> {
+    match error {
+        InvokeError::Overloaded(_) | InvokeError::ShuttingDown => {
+            let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        InvokeError::Timeout => message(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
+        InvokeError::Environment(e) => {
+            tracing::warn!(request_id, function, error = %e, "environment failed");
+            message(StatusCode::BAD_GATEWAY, "Bad Gateway")
+        }
+    }
+}
+
+/// A deadline for a timeout too large to add to now: effectively none.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// A JSON response.

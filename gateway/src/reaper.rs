@@ -99,21 +99,20 @@ impl Reaper {
     }
 }
 
-/// The children of `pid`, found through `/proc` (`ppid` is the fourth field
-/// of `/proc/<pid>/stat`, after the parenthesised command name).
+/// The children of `pid`, found through `/proc`.
 pub fn children_of(pid: Pid) -> Vec<Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
-                })
-                .is_some_and(|ppid| ppid == pid.as_raw())
-        })
+        .filter(|&child| parent_of(Pid::from_raw(child)) == Some(pid))
         .map(Pid::from_raw)
         .collect()
+}
+
+/// The parent of `pid` (`ppid` is the fourth field of `/proc/<pid>/stat`,
+/// after the parenthesised command name), if `pid` exists.
+pub fn parent_of(pid: Pid) -> Option<Pid> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse::<i32>().ok().map(Pid::from_raw)
 }
