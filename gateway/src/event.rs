@@ -18,7 +18,6 @@ use hyper::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, StatusCode};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -280,45 +279,34 @@ pub struct MalformedResponse(pub String);
 /// error; any other JSON is a 200 with that JSON as the body, as HTTP APIs
 /// infer.
 pub fn response(output: &[u8]) -> Result<Outcome, MalformedResponse> {
-    /// Just enough to tell the three shapes apart without a second parse of
-    /// a large body.
-    #[derive(Deserialize)]
-    struct Shape {
-        #[serde(rename = "statusCode")]
-        status_code: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "errorType")]
-        error_type: Option<String>,
-        #[serde(rename = "errorMessage")]
-        error_message: Option<String>,
+    // One parse of the text; the shapes are told apart on the parsed value.
+    let mut value: serde_json::Value =
+        serde_json::from_slice(output).map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
+    let Some(object) = value.as_object_mut() else {
+        return Ok(Outcome::Response(inferred(output)));
+    };
+    if object.contains_key("statusCode") {
+        // Payload 2.0 lets a function leave `cookies` out.
+        object.entry("cookies").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        let parsed: ApiGatewayV2httpResponse =
+            serde_json::from_value(value).map_err(|e| MalformedResponse(e.to_string()))?;
+        return http_response(parsed).map(Outcome::Response);
     }
-    let shape: Option<Shape> = serde_json::from_slice(output).ok();
-    match shape {
-        Some(Shape { status_code: Some(_), .. }) => {
-            let mut value: serde_json::Value =
-                serde_json::from_slice(output).map_err(|e| MalformedResponse(e.to_string()))?;
-            // Payload 2.0 lets a function leave `cookies` out.
-            if let Some(obj) = value.as_object_mut() {
-                obj.entry("cookies").or_insert_with(|| serde_json::Value::Array(Vec::new()));
-            }
-            let parsed: ApiGatewayV2httpResponse =
-                serde_json::from_value(value).map_err(|e| MalformedResponse(e.to_string()))?;
-            http_response(parsed).map(Outcome::Response)
-        }
-        Some(Shape { error_type: Some(error_type), error_message, .. }) => {
-            Ok(Outcome::FunctionError { error_type, message: error_message.unwrap_or_default() })
-        }
-        _ => {
-            // Not an object with a status: HTTP APIs send valid JSON back as
-            // a 200 JSON body, anything else is an error.
-            serde_json::from_slice::<serde::de::IgnoredAny>(output)
-                .map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
-            let mut response = hyper::Response::new(Bytes::copy_from_slice(output));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            Ok(Outcome::Response(response))
-        }
+    if let Some(error_type) = object.get("errorType").and_then(|v| v.as_str()) {
+        let message = object.get("errorMessage").and_then(|v| v.as_str()).unwrap_or_default();
+        return Ok(Outcome::FunctionError {
+            error_type: error_type.to_owned(),
+            message: message.to_owned(),
+        });
     }
+    Ok(Outcome::Response(inferred(output)))
+}
+
+/// JSON without a status: HTTP APIs send it back as a 200 JSON body.
+fn inferred(output: &[u8]) -> hyper::Response<Bytes> {
+    let mut response = hyper::Response::new(Bytes::copy_from_slice(output));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn http_response(
