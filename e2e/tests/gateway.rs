@@ -1,10 +1,13 @@
 //! The container's process tree, proven on the host: the gateway over the
-//! real `aws-lambda-rie` over the function binaries, laid out as the
-//! Dockerfile lays them out, on a free loopback port.
+//! function binaries, laid out as the Dockerfile lays them out, on a free
+//! loopback port. Every test runs twice: with the gateway's built-in Lambda
+//! Runtime API (`builtin::*`, the default) and through the real
+//! `aws-lambda-rie` (`rie::*`, the reference); `conformance` checks that
+//! both answer every request alike.
 //!
-//! Needs `aws-lambda-rie`: `make test` builds the pinned version into
-//! `.tools/bin`, where these tests find it; otherwise set `AWS_LAMBDA_RIE` or
-//! put it on `PATH`.
+//! The `rie` half needs `aws-lambda-rie`: `make test` builds the pinned
+//! version into `.tools/bin`, where these tests find it; otherwise set
+//! `AWS_LAMBDA_RIE` or put it on `PATH`.
 
 use e2e::{Reply, Server, agent, check_api, free_port, get, post, workspace_root};
 use serde_json::json;
@@ -57,9 +60,26 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How the gateway runs its environments (`--emulator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emulator {
+    Builtin,
+    Rie,
+}
+
+impl Emulator {
+    fn flag(self) -> &'static str {
+        match self {
+            Emulator::Builtin => "builtin",
+            Emulator::Rie => "rie",
+        }
+    }
+}
+
 /// How to start a stack.
 struct Options<'a> {
     name: &'a str,
+    emulator: Emulator,
     envs: usize,
     queue: usize,
     timeout: &'a str,
@@ -73,6 +93,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             name: "default",
+            emulator: Emulator::Builtin,
             envs: 2,
             queue: 128,
             timeout: "30s",
@@ -92,7 +113,11 @@ struct Stack {
 impl Stack {
     fn start(options: Options<'_>) -> Stack {
         let bin = binaries();
-        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-{}", options.name));
+        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "image-{}-{}",
+            options.name,
+            options.emulator.flag()
+        ));
         let _ = std::fs::remove_dir_all(&image);
         // The layout the Dockerfile copies into the image.
         for function in ["hello", "ping", "docs"] {
@@ -110,12 +135,14 @@ impl Stack {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--functions-dir")
             .arg(image.join("functions"))
-            .arg("--rie")
-            .arg(rie())
+            .args(["--emulator", options.emulator.flag()])
             .args(["--envs", &options.envs.to_string(), "--queue", &options.queue.to_string()])
             .args(["--timeout", options.timeout, "--grace", "10s"])
             .args(["--prewarm", if options.prewarm { "true" } else { "false" }])
             .envs(options.vars.iter().copied());
+        if options.emulator == Emulator::Rie {
+            command.arg("--rie").arg(rie());
+        }
         let log = image.join("gateway.log");
         let mut server = Server::start(command, port, log);
         server.wait_for("/readyz", 200, Duration::from_secs(30));
@@ -198,10 +225,9 @@ fn statuses(
 /// in flight when something happens.
 const SLOW_N: &str = r#"{"n": 999999999999989}"#;
 
-#[test]
-fn serves_the_api_and_its_own_endpoints() {
+fn serves_the_api_and_its_own_endpoints(emulator: Emulator) {
     let _serial = one_at_a_time();
-    let stack = Stack::start(Options { name: "api", ..Options::default() });
+    let stack = Stack::start(Options { name: "api", emulator, ..Options::default() });
     check_api(stack.base());
 
     let agent = agent(Duration::from_secs(30));
@@ -246,11 +272,15 @@ fn serves_the_api_and_its_own_endpoints() {
     }
 }
 
-#[test]
-fn sixty_four_clients_for_ten_seconds_crash_nothing() {
+fn sixty_four_clients_for_ten_seconds_crash_nothing(emulator: Emulator) {
     let _serial = one_at_a_time();
-    let stack = Stack::start(Options { name: "load", ..Options::default() });
-    let rie_before: Vec<i32> = stack.processes().into_iter().map(|(pid, _)| pid).collect();
+    // Prewarmed, so the environments exist before the load and a death
+    // among them shows.
+    let stack =
+        Stack::start(Options { name: "load", emulator, prewarm: true, ..Options::default() });
+    let before: Vec<i32> = stack.processes().into_iter().map(|(pid, _)| pid).collect();
+    let per_environment = if emulator == Emulator::Rie { 2 } else { 1 };
+    assert!(before.len() >= 3 * per_environment, "not every function is running: {before:?}");
     let results = load(64, Duration::from_secs(10), |agent| {
         if rand_bit() {
             post(agent, stack.base(), "/api/v1/hello", "{}")
@@ -274,10 +304,7 @@ fn sixty_four_clients_for_ten_seconds_crash_nothing() {
         !metrics.contains("kf_gateway_environment_replacements_total{"),
         "an environment died:\n{metrics}"
     );
-    assert!(
-        rie_before.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()),
-        "a process died"
-    );
+    assert!(before.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "a process died");
 }
 
 /// A cheap, thread-safe coin: the low bit of the clock.
@@ -290,11 +317,11 @@ fn rand_bit() -> bool {
         == 1
 }
 
-#[test]
-fn overload_is_a_503_with_retry_after() {
+fn overload_is_a_503_with_retry_after(emulator: Emulator) {
     let _serial = one_at_a_time();
     let stack = Stack::start(Options {
         name: "overload",
+        emulator,
         envs: 1,
         queue: 1,
         replace: &[("hello", "slow.sh")],
@@ -325,10 +352,9 @@ fn overload_is_a_503_with_retry_after() {
     );
 }
 
-#[test]
-fn a_killed_function_costs_only_its_request() {
+fn a_killed_function_costs_only_its_request(emulator: Emulator) {
     let _serial = one_at_a_time();
-    let stack = Stack::start(Options { name: "kill", ..Options::default() });
+    let stack = Stack::start(Options { name: "kill", emulator, ..Options::default() });
     let marker = stack.image.join("functions/hello/bootstrap").to_string_lossy().into_owned();
     let killer = thread::spawn({
         let marker = marker.clone();
@@ -360,11 +386,11 @@ fn a_killed_function_costs_only_its_request() {
     assert_eq!((r.status, &r.json()["largest_prime_factor"]), (200, &json!(3)));
 }
 
-#[test]
-fn a_slow_function_times_out_and_a_failing_one_is_a_500() {
+fn a_slow_function_times_out_and_a_failing_one_is_a_500(emulator: Emulator) {
     let _serial = one_at_a_time();
     let stack = Stack::start(Options {
         name: "slow",
+        emulator,
         timeout: "300ms",
         replace: &[("hello", "slow.sh"), ("ping", "failing.sh")],
         vars: &[("SLOW_SECONDS", "5")],
@@ -396,10 +422,9 @@ fn a_slow_function_times_out_and_a_failing_one_is_a_500() {
     assert!(stack.server.log_text().contains("this function always fails"));
 }
 
-#[test]
-fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+fn sigterm_lets_in_flight_requests_finish_and_exits_0(emulator: Emulator) {
     let _serial = one_at_a_time();
-    let mut stack = Stack::start(Options { name: "sigterm", ..Options::default() });
+    let mut stack = Stack::start(Options { name: "sigterm", emulator, ..Options::default() });
     let signalled = OnceLock::new();
     let results = thread::scope(|s| {
         let server = &stack.server;
@@ -431,8 +456,7 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
 /// The load test itself, briefly: Locust with its own checks of every answer
 /// (status, fields, the largest prime factor) against the stack, failing on
 /// any failed request.
-#[test]
-fn a_short_locust_session_has_no_failed_request() {
+fn a_short_locust_session_has_no_failed_request(emulator: Emulator) {
     let _serial = one_at_a_time();
     let locust = std::env::var_os("LOCUST")
         .map(PathBuf::from)
@@ -442,7 +466,7 @@ fn a_short_locust_session_has_no_failed_request() {
         "no {}: run `make test` (it installs Locust) or set LOCUST",
         locust.display()
     );
-    let stack = Stack::start(Options { name: "locust", ..Options::default() });
+    let stack = Stack::start(Options { name: "locust", emulator, ..Options::default() });
     let csv = stack.image.join("locust");
     let output = Command::new(&locust)
         .arg("-f")
@@ -468,10 +492,10 @@ fn a_short_locust_session_has_no_failed_request() {
     assert_eq!(failures, 0, "{report}");
 }
 
-#[test]
-fn prewarm_starts_every_function_before_traffic() {
+fn prewarm_starts_every_function_before_traffic(emulator: Emulator) {
     let _serial = one_at_a_time();
-    let stack = Stack::start(Options { name: "prewarm", prewarm: true, ..Options::default() });
+    let stack =
+        Stack::start(Options { name: "prewarm", emulator, prewarm: true, ..Options::default() });
     let metrics = stack.metrics();
     for function in ["hello", "ping", "docs"] {
         for line in [
@@ -485,4 +509,151 @@ fn prewarm_starts_every_function_before_traffic() {
     let r = get(&agent(Duration::from_secs(10)), stack.base(), "/ping").expect("ping");
     assert_eq!(r.status, 200);
     assert!(stack.metrics().contains(r#"kf_gateway_cold_starts_total{function="ping"} 1"#));
+}
+
+/// Each test above, once per emulator.
+macro_rules! in_both_modes {
+    ($($test:ident),* $(,)?) => {
+        mod builtin {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Emulator::Builtin)
+            })*
+        }
+        mod rie {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Emulator::Rie)
+            })*
+        }
+    };
+}
+
+in_both_modes!(
+    serves_the_api_and_its_own_endpoints,
+    sixty_four_clients_for_ten_seconds_crash_nothing,
+    overload_is_a_503_with_retry_after,
+    a_killed_function_costs_only_its_request,
+    a_slow_function_times_out_and_a_failing_one_is_a_500,
+    sigterm_lets_in_flight_requests_finish_and_exits_0,
+    a_short_locust_session_has_no_failed_request,
+    prewarm_starts_every_function_before_traffic,
+);
+
+/// What a client sees of one answer, ids and dates aside: the status, the
+/// headers, and the body, with the compute time of `hello` (which differs
+/// from run to run) blanked out along with the length it changes.
+fn seen(
+    agent: &ureq::Agent,
+    base: &str,
+    (method, path, body): (&str, &str, &str),
+) -> (u16, Vec<(String, String)>, String) {
+    let url = format!("{base}{path}");
+    let result = match method {
+        "GET" => agent.get(&url).header("cookie", "a=1; b=2").call(),
+        "DELETE" => agent.delete(&url).call(),
+        "PUT" => agent.put(&url).header("content-type", "image/png").send(body.as_bytes()),
+        _ => agent.post(&url).header("content-type", "application/json").send(body.as_bytes()),
+    };
+    let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = response.status().as_u16();
+    let mut text =
+        response.body_mut().with_config().limit(16 << 20).read_to_string().unwrap_or_default();
+    let mut timed = false;
+    if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(object) = json.as_object_mut()
+        && object.contains_key("elapsed_time")
+    {
+        object.insert("elapsed_time".into(), json!(null));
+        object.insert("message2".into(), json!(null));
+        text = json.to_string();
+        timed = true;
+    }
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| {
+            let ignored = matches!(name.as_str(), "date" | "x-request-id" | "apigw-requestid");
+            !(ignored || timed && name.as_str() == "content-length")
+        })
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("?").to_owned()))
+        .collect();
+    headers.sort();
+    (status, headers, text)
+}
+
+/// The built-in Runtime API and the real AWS RIE, side by side: every
+/// request gets the same status, headers and body from both, for every
+/// route and error of the API and for each way a function can fail.
+#[test]
+fn conformance_builtin_answers_as_the_rie_does() {
+    let _serial = one_at_a_time();
+    let agent = agent(Duration::from_secs(30));
+    fn start(name: &str, emulator: Emulator, replace: &[(&str, &str)], timeout: &str) -> Stack {
+        Stack::start(Options { name, emulator, replace, timeout, ..Options::default() })
+    }
+
+    let api: Vec<(&str, &str, &str)> = vec![
+        ("GET", "/ping", ""),
+        ("GET", "/ping?x=1&x=2", ""),
+        ("POST", "/ping", "{}"),
+        ("POST", "/api/v1/hello", r#"{"n": 1462370954730}"#),
+        ("POST", "/api/v1/hello", r#"{"n": 18446744073709551557, "algorithm": "rho"}"#),
+        ("POST", "/api/v1/hello", "nope"),
+        ("POST", "/api/v1/hello", "[]"),
+        ("POST", "/api/v1/hello", r#"{"n": "12"}"#),
+        ("POST", "/api/v1/hello", r#"{"n": 1.5}"#),
+        ("POST", "/api/v1/hello", r#"{"n": 1}"#),
+        ("POST", "/api/v1/hello", r#"{"n": 18446744073709551557}"#),
+        ("POST", "/api/v1/hello", r#"{"algorithm": "magic"}"#),
+        ("POST", "/api/v1/hello", ""),
+        ("PUT", "/api/v1/hello", "\u{1}\u{2}binary"),
+        ("GET", "/api/v1/hello", ""),
+        ("DELETE", "/ping", ""),
+        ("GET", "/", ""),
+        ("GET", "/nope", ""),
+        ("GET", "/api/v2/hello", ""),
+        ("GET", "/docs/missing.js", ""),
+        ("GET", "/openapi.json", ""),
+        ("GET", "/docs", ""),
+        ("GET", "/docs/", ""),
+        ("GET", "/docs/swagger-ui.css", ""),
+    ];
+    let builtin = start("conf-api", Emulator::Builtin, &[][..], "30s");
+    let rie = start("conf-api", Emulator::Rie, &[][..], "30s");
+    for request in &api {
+        let (ours, theirs) =
+            (seen(&agent, builtin.base(), *request), seen(&agent, rie.base(), *request));
+        assert_eq!(ours, theirs, "{request:?}: builtin (left) and RIE (right) differ");
+    }
+    drop((builtin, rie));
+
+    // Each way a function can fail, twice in a row: the second request
+    // finds the failed environment replaced, not stuck.
+    let hello = ("POST", "/api/v1/hello", "{}");
+    for (runtime, timeout, status) in [
+        ("failing.sh", "30s", 500),
+        ("init-error.sh", "30s", 500),
+        ("exit-at-start.sh", "30s", 500),
+        ("exit-mid-invoke.sh", "30s", 500),
+        ("big-response.sh", "30s", 500),
+        ("never-polls.sh", "1s", 504),
+        ("slow.sh", "1s", 504),
+    ] {
+        let replace = [("hello", runtime)];
+        let builtin = start("conf-fail", Emulator::Builtin, &replace[..], timeout);
+        let rie = start("conf-fail", Emulator::Rie, &replace[..], timeout);
+        for attempt in 1..=2 {
+            let ours = seen(&agent, builtin.base(), hello);
+            let theirs = seen(&agent, rie.base(), hello);
+            assert_eq!(ours.0, status, "{runtime}, attempt {attempt}: {ours:?}");
+            assert_eq!(
+                ours, theirs,
+                "{runtime}, attempt {attempt}: builtin (left) and RIE (right) differ"
+            );
+        }
+        // The other functions are untouched.
+        let r = get(&agent, builtin.base(), "/ping").expect("ping");
+        assert_eq!(r.status, 200, "{runtime}");
+    }
 }

@@ -15,9 +15,19 @@ pub enum LogFormat {
     Text,
 }
 
-/// HTTP front for Lambda functions run under the AWS Lambda Runtime
-/// Interface Emulator: plain HTTP in, API Gateway HTTP API events to the
-/// functions, one invocation per execution environment at a time.
+/// How execution environments run a function's bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Emulator {
+    /// The gateway serves the Lambda Runtime API to each bootstrap itself.
+    Builtin,
+    /// Each bootstrap runs under the real AWS Lambda Runtime Interface
+    /// Emulator (`--rie`): the reference, slower.
+    Rie,
+}
+
+/// HTTP front for Lambda functions: plain HTTP in, API Gateway HTTP API
+/// events to the functions' own bootstraps through the Lambda Runtime API,
+/// one invocation per execution environment at a time.
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
 pub struct Config {
@@ -29,7 +39,13 @@ pub struct Config {
     #[arg(long, env = "KF_FUNCTIONS_DIR", default_value = "/opt/kf-api/functions")]
     pub functions_dir: PathBuf,
 
-    /// The aws-lambda-rie executable (a name is looked up on PATH).
+    /// How environments run: the built-in Lambda Runtime API, or the real
+    /// AWS Lambda Runtime Interface Emulator.
+    #[arg(long, env = "KF_EMULATOR", value_enum, default_value_t = Emulator::Builtin)]
+    pub emulator: Emulator,
+
+    /// The aws-lambda-rie executable, with `--emulator rie` (a name is
+    /// looked up on PATH).
     #[arg(long, env = "KF_RIE", default_value = "aws-lambda-rie")]
     pub rie: PathBuf,
 
@@ -66,11 +82,28 @@ pub struct Config {
     #[arg(long, env = "KF_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Log one line per request.
-    #[arg(long, env = "KF_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Log one line per request (off by default: a log line per request
+    /// costs more CPU than the gateway's own work on it; `/metrics` counts
+    /// every request by route and status).
+    #[arg(long, env = "KF_ACCESS_LOG", default_value_t = false, action = clap::ArgAction::Set)]
     pub access_log: bool,
 
-    /// Log format of the gateway (the functions' own lines pass through).
+    /// The functions' memory size in MB, as they are told it
+    /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`); the pod's limits bound it.
+    #[arg(long, env = "KF_MEMORY_SIZE", default_value_t = 128)]
+    pub memory_size: u32,
+
+    /// The AWS region the functions are told they run in.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// The functions' log level (`AWS_LAMBDA_LOG_LEVEL`, as the template's
+    /// `ApplicationLogLevel` sets it on AWS).
+    #[arg(long, env = "KF_FUNCTION_LOG_LEVEL", default_value = "INFO")]
+    pub function_log_level: String,
+
+    /// Log format of the gateway and of the functions
+    /// (`AWS_LAMBDA_LOG_FORMAT`); the functions' own lines pass through.
     #[arg(long, env = "KF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
@@ -116,6 +149,7 @@ mod tests {
         let config = Config::try_parse_from(["gateway"]).expect("defaults");
         assert_eq!(config.listen.port(), 8080);
         assert_eq!(config.timeout, Duration::from_secs(30));
-        assert!(config.access_log);
+        assert!(!config.access_log);
+        assert_eq!(config.emulator, Emulator::Builtin);
     }
 }

@@ -239,16 +239,7 @@ fn clf_time(epoch_secs: i64) -> String {
     const MONTHS: [&str; 12] =
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (days, secs) = (epoch_secs.div_euclid(86_400), epoch_secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     format!(
         "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
         MONTHS[(month - 1) as usize],
@@ -258,13 +249,18 @@ fn clf_time(epoch_secs: i64) -> String {
     )
 }
 
-/// What a function's invocation produced.
-#[derive(Debug)]
-pub enum Outcome {
-    /// An HTTP response to send.
-    Response(hyper::Response<Bytes>),
-    /// The function failed: its error type and message, for the logs.
-    FunctionError { error_type: String, message: String },
+/// The civil date (year, month, day) of a day counted from 1970-01-01
+/// (H. Hinnant's algorithm).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Why a function's output could not be turned into a response.
@@ -275,31 +271,23 @@ pub struct MalformedResponse(pub String);
 /// The HTTP response for a function's output, as an HTTP API builds it.
 ///
 /// A payload 2.0 response (`statusCode`, `headers`, `cookies`, `body`,
-/// `isBase64Encoded`) is used as is; an `errorType` object is a function
-/// error; any other JSON is a 200 with that JSON as the body, as HTTP APIs
-/// infer.
-pub fn response(output: &[u8]) -> Result<Outcome, MalformedResponse> {
+/// `isBase64Encoded`) is used as is; any other JSON is a 200 with that JSON
+/// as the body, as HTTP APIs infer.
+pub fn response(output: &[u8]) -> Result<hyper::Response<Bytes>, MalformedResponse> {
     // One parse of the text; the shapes are told apart on the parsed value.
     let mut value: serde_json::Value =
         serde_json::from_slice(output).map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
     let Some(object) = value.as_object_mut() else {
-        return Ok(Outcome::Response(inferred(output)));
+        return Ok(inferred(output));
     };
     if object.contains_key("statusCode") {
         // Payload 2.0 lets a function leave `cookies` out.
         object.entry("cookies").or_insert_with(|| serde_json::Value::Array(Vec::new()));
         let parsed: ApiGatewayV2httpResponse =
             serde_json::from_value(value).map_err(|e| MalformedResponse(e.to_string()))?;
-        return http_response(parsed).map(Outcome::Response);
+        return http_response(parsed);
     }
-    if let Some(error_type) = object.get("errorType").and_then(|v| v.as_str()) {
-        let message = object.get("errorMessage").and_then(|v| v.as_str()).unwrap_or_default();
-        return Ok(Outcome::FunctionError {
-            error_type: error_type.to_owned(),
-            message: message.to_owned(),
-        });
-    }
-    Ok(Outcome::Response(inferred(output)))
+    Ok(inferred(output))
 }
 
 /// JSON without a status: HTTP APIs send it back as a 200 JSON body.
@@ -423,7 +411,7 @@ mod tests {
     fn payload_2_responses_become_http_responses() {
         let output = br#"{"statusCode":201,"headers":{"content-type":"text/plain","x-a":"1"},
             "multiValueHeaders":{},"cookies":["s=1; Path=/","t=2"],"body":"aGk=","isBase64Encoded":true}"#;
-        let Outcome::Response(r) = response(output).expect("valid") else { panic!("a response") };
+        let r = response(output).expect("valid");
         assert_eq!(r.status(), 201);
         assert_eq!(r.body().as_ref(), b"hi");
         assert_eq!(r.headers()["x-a"], "1");
@@ -432,15 +420,8 @@ mod tests {
     }
 
     #[test]
-    fn function_errors_and_inferred_bodies() {
-        let output = br#"{"errorType":"Runtime.ExitError","errorMessage":"exit status 3"}"#;
-        assert!(matches!(
-            response(output),
-            Ok(Outcome::FunctionError { error_type, .. }) if error_type == "Runtime.ExitError"
-        ));
-        let Outcome::Response(r) = response(br#"{"hello":"world"}"#).expect("json") else {
-            panic!("a response")
-        };
+    fn inferred_bodies_and_malformed_output() {
+        let r = response(br#"{"hello":"world"}"#).expect("json");
         assert_eq!((r.status(), r.body().as_ref()), (StatusCode::OK, &br#"{"hello":"world"}"#[..]));
         assert!(response(b"Task timed out after 1.00 seconds").is_err());
         assert!(response(br#"{"statusCode":99}"#).is_err());
@@ -459,7 +440,7 @@ mod tests {
     fn framing_headers_of_a_function_are_renamed() {
         let output = br#"{"statusCode":200,"headers":{"content-length":"999","connection":"close",
             "transfer-encoding":"chunked","x-ok":"1"},"cookies":[],"body":"hi"}"#;
-        let Outcome::Response(r) = response(output).expect("valid") else { panic!("a response") };
+        let r = response(output).expect("valid");
         assert!(r.headers().get("content-length").is_none());
         assert!(r.headers().get("connection").is_none());
         assert!(r.headers().get("transfer-encoding").is_none());

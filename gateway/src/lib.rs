@@ -1,12 +1,13 @@
-//! The HTTP front of a pod: the same Lambda function binaries that run on
-//! AWS, served over plain HTTP through the AWS Lambda Runtime Interface
-//! Emulator (RIE).
+//! The function runtime of a pod: the same Lambda function binaries that
+//! run on AWS, served over plain HTTP, each in execution environments that
+//! poll the Lambda Runtime API as on Lambda.
 //!
 //! A request goes: [`server`] (accept, limits, request id, graceful
 //! shutdown) → [`proxy`] (own endpoints, route, body, status mapping) →
 //! [`event`] (HTTP to an API Gateway HTTP API event) → [`pool`] (queue, one
-//! invocation per environment) → [`environment`] (an RIE process and its
-//! function) and back.
+//! invocation per environment) → [`environment`] (a bootstrap process, and
+//! either the gateway's own [`runtime_api`] or the real AWS RIE in front of
+//! it) and back.
 //!
 //! * [`config`]: flags and environment variables.
 //! * [`routes`]: path to function, from the project's one route table.
@@ -23,10 +24,13 @@ pub mod pool;
 pub mod proxy;
 pub mod reaper;
 pub mod routes;
+pub mod runtime_api;
 pub mod server;
 
-use config::{Config, LogFormat};
-use environment::Spec;
+use config::{Config, Emulator, LogFormat};
+use environment::builtin::Builtin;
+use environment::rie::Rie;
+use environment::{Launcher, Spec};
 use metrics::Metrics;
 use pool::Pool;
 use proxy::Gateway;
@@ -48,34 +52,22 @@ pub async fn run(
     let metrics = Metrics::new();
     let router = Router::new();
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
-    // The RIE kills a runtime that overruns its own timeout; ours is shorter,
-    // so the gateway's fires first and answers the client.
-    let rie_timeout = config.timeout.as_secs() + 2;
-    let log_format = match config.log_format {
-        LogFormat::Json => "JSON",
-        LogFormat::Text => "Text",
-    };
     let mut pools = HashMap::new();
     for function in router.functions() {
-        let spec = Spec {
-            function: Arc::from(function),
-            rie: config.rie.clone(),
-            bootstrap: config.bootstrap(function),
-            vars: vec![
-                ("AWS_LAMBDA_FUNCTION_NAME".into(), function.into()),
-                ("AWS_LAMBDA_FUNCTION_TIMEOUT".into(), rie_timeout.to_string()),
-                ("AWS_LAMBDA_LOG_FORMAT".into(), log_format.into()),
-                ("LOG_LEVEL".into(), "warn".into()),
-            ],
-        };
+        let spec = spec(&config, function);
         if !spec.bootstrap.is_file() {
             tracing::error!(function, bootstrap = %spec.bootstrap.display(), "function bootstrap missing");
         }
-        let pool = Pool::new(spec, reaper.clone(), metrics.clone(), envs, config.queue);
+        let launcher: Box<dyn Launcher> = match config.emulator {
+            Emulator::Builtin => Box::new(Builtin::new(spec)),
+            Emulator::Rie => Box::new(Rie::new(spec, config.rie.clone(), config.timeout)),
+        };
+        let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), envs, config.queue);
         pools.insert(function, Arc::new(pool));
     }
     tracing::info!(
         listen = %listener.local_addr()?,
+        emulator = ?config.emulator,
         envs_per_function = envs,
         queue = config.queue,
         timeout_ms = config.timeout.as_millis() as u64,
@@ -117,3 +109,49 @@ pub async fn run(
     server::run(listener, gateway, shutdown, timing).await;
     Ok(())
 }
+
+/// How to start `function`'s environments: its bootstrap, and the
+/// environment variables Lambda gives a custom runtime
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>).
+/// Each environment adds its own `AWS_LAMBDA_RUNTIME_API`,
+/// `AWS_LAMBDA_LOG_STREAM_NAME` and `AWS_LAMBDA_INITIALIZATION_TYPE`.
+fn spec(config: &Config, function: &str) -> Spec {
+    let bootstrap = config.bootstrap(function);
+    let task_root = bootstrap.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let log_format = match config.log_format {
+        LogFormat::Json => "JSON",
+        LogFormat::Text => "Text",
+    };
+    let mut vars = vec![
+        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_size.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}")),
+        ("AWS_LAMBDA_LOG_FORMAT", log_format.to_owned()),
+        ("AWS_REGION", config.region.clone()),
+        ("AWS_DEFAULT_REGION", config.region.clone()),
+        // A custom runtime's handler is its executable.
+        ("_HANDLER", "bootstrap".to_owned()),
+        ("LAMBDA_TASK_ROOT", task_root.clone()),
+        ("LAMBDA_RUNTIME_DIR", task_root),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+    ];
+    // Lambda sets the level only for JSON logs (advanced logging controls).
+    if config.log_format == LogFormat::Json {
+        vars.push(("AWS_LAMBDA_LOG_LEVEL", config.function_log_level.clone()));
+    }
+    Spec {
+        function: Arc::from(function),
+        arn: Arc::from(format!(
+            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{function}",
+            config.region
+        )),
+        bootstrap,
+        vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    }
+}
+
+/// The account in the functions' ARNs: the one the AWS RIE uses, so that a
+/// function sees the same ARN under either emulator.
+const ACCOUNT_ID: &str = "012345678912";

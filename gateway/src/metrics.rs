@@ -55,6 +55,16 @@ struct Inner {
     live: Family<FunctionLabel, Gauge>,
     cold_starts: Family<FunctionLabel, Counter>,
     restarts: Family<FunctionReason, Counter>,
+    invocations: Family<FunctionStart, Histogram, fn() -> Histogram>,
+    max_memory: Family<FunctionLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionStart {
+    function: String,
+    /// `cold` for an environment's first invocation (its init included),
+    /// else `warm`.
+    start: &'static str,
 }
 
 impl Default for Metrics {
@@ -76,6 +86,11 @@ impl Metrics {
         let live = Family::<FunctionLabel, Gauge>::default();
         let cold_starts = Family::<FunctionLabel, Counter>::default();
         let restarts = Family::<FunctionReason, Counter>::default();
+        let invocations =
+            Family::<FunctionStart, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let max_memory = Family::<FunctionLabel, Gauge>::default();
         registry.register(
             "requests",
             "HTTP requests answered, by route and status",
@@ -95,8 +110,20 @@ impl Metrics {
             "Environments killed and replaced, by reason",
             restarts.clone(),
         );
+        registry.register(
+            "invocation_duration_seconds",
+            "Time from handing an event to an environment to its answer (Lambda's REPORT Duration), by function and cold or warm start",
+            invocations.clone(),
+        );
+        registry.register(
+            "environment_max_memory_bytes",
+            "Highest peak resident memory of a warm environment's processes (Lambda's REPORT Max Memory Used), sampled when scraped",
+            max_memory.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                invocations,
+                max_memory,
                 registry,
                 requests,
                 latency,
@@ -130,6 +157,20 @@ impl Metrics {
 
     pub(crate) fn cold_start(&self, function: &str) {
         self.inner.cold_starts.get_or_create(&label(function)).inc();
+    }
+
+    pub(crate) fn invocation(&self, function: &str, seconds: f64, cold: bool) {
+        let start = if cold { "cold" } else { "warm" };
+        let key = FunctionStart { function: function.to_owned(), start };
+        self.inner.invocations.get_or_create(&key).observe(seconds);
+        if cold {
+            self.cold_start(function);
+        }
+    }
+
+    pub(crate) fn max_memory(&self, function: &str, bytes: u64) {
+        let gauge = self.inner.max_memory.get_or_create(&label(function));
+        gauge.set(gauge.get().max(bytes as i64));
     }
 
     pub(crate) fn restart(&self, function: &str, reason: &str) {

@@ -1,30 +1,30 @@
 //! The execution environments of one function, and the queue in front of
 //! them.
 //!
-//! Why a pool of classic-mode RIEs rather than one RIE in its
-//! multi-concurrency mode (`AWS_LAMBDA_MAX_CONCURRENCY`): that mode ignores
-//! the bootstrap path it is given, runs the runtime as a fixed uid, and
-//! shuts the whole RIE down when the runtime crashes; a pool keeps Lambda's
-//! own model (one invocation per environment at a time, a crash costs one
-//! request) and scales to the CPUs the pod has.
+//! Lambda's own model: one invocation per environment at a time, a crash
+//! costs one request, and a function scales by adding environments (here,
+//! up to the CPUs the pod has). The pool works the same over either kind of
+//! environment ([`crate::environment`]). (Why not the RIE's
+//! multi-concurrency mode, `AWS_LAMBDA_MAX_CONCURRENCY`: it ignores the
+//! bootstrap path it is given, runs the runtime as a fixed uid, and shuts
+//! the whole RIE down when the runtime crashes.)
 //!
 //! * At most `max_envs` environments exist; they start on demand (the first
 //!   request to a function pays its cold start) and are kept warm.
-//! * A request holds an environment exclusively for one invocation: the RIE
-//!   crashes if handed a second one concurrently.
+//! * A request holds an environment exclusively for one invocation (the
+//!   RIE even crashes if handed a second one concurrently).
 //! * At most `queue_depth` more requests wait; beyond that the answer is an
 //!   immediate 503, so overload sheds load instead of piling up latency.
-//! * An environment whose invocation times out or whose RIE dies is killed
-//!   and replaced; only the request it held fails.
+//! * An environment whose invocation times out, or whose processes die, is
+//!   killed and replaced; only the request it held fails.
 
-use crate::environment::{EnvError, Environment, Spec};
+use crate::environment::{EnvError, Environment, Invocation, Launcher, Output};
 use crate::metrics::Metrics;
 use crate::reaper::Reaper;
 use bytes::Bytes;
-use hyper::StatusCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -34,7 +34,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 
-/// Why an invocation did not produce the RIE's answer.
+/// Why an invocation produced no output.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("all {0} environments are busy and the queue is full")]
@@ -51,12 +51,12 @@ pub enum InvokeError {
 #[derive(Debug)]
 pub struct Pool {
     /// How to start an environment.
-    spec: Spec,
+    launcher: Box<dyn Launcher>,
     reaper: Arc<Reaper>,
     metrics: Metrics,
     /// Warm environments nobody holds. A std mutex: it is held for a push
     /// or a pop, never across an await.
-    idle: Mutex<Vec<Environment>>,
+    idle: Mutex<Vec<Box<dyn Environment>>>,
     /// One permit per environment that may exist: holding one entitles a
     /// request to an idle environment or to start a new one.
     slots: Semaphore,
@@ -72,14 +72,14 @@ pub struct Pool {
 impl Pool {
     /// A pool with no environment yet.
     pub fn new(
-        spec: Spec,
+        launcher: Box<dyn Launcher>,
         reaper: Arc<Reaper>,
         metrics: Metrics,
         max_envs: usize,
         queue_depth: usize,
     ) -> Pool {
         Pool {
-            spec,
+            launcher,
             reaper,
             metrics,
             idle: Mutex::new(Vec::with_capacity(max_envs)),
@@ -94,23 +94,21 @@ impl Pool {
 
     /// The function this pool runs.
     pub fn function(&self) -> &str {
-        &self.spec.function
+        self.launcher.function()
     }
 
     /// Whether the function can take a request: its bootstrap exists, and
     /// it has a warm environment or room to start one.
     pub fn can_serve(&self) -> bool {
-        self.spec.bootstrap.is_file() && !self.slots.is_closed()
+        self.launcher.can_start() && !self.slots.is_closed()
     }
 
     /// Starts one environment ahead of traffic, so the first request does
     /// not pay the cold start.
     pub async fn prewarm(&self) -> Result<(), EnvError> {
         let _slot = self.slots.acquire().await.map_err(|_| EnvError::Died("pool closed".into()))?;
-        let mut env = self.start_env().await?;
-        // An invocation the function answers 404 to: it makes the RIE start
-        // the bootstrap, which is the expensive part of a cold start.
-        match env.invoke("prewarm", prewarm_event()).await {
+        let mut env = self.start_env(true).await?;
+        match env.warm().await {
             Ok(_) => {
                 self.metrics.cold_start(self.function());
                 self.release(env);
@@ -143,7 +141,7 @@ impl Pool {
         request_id: &str,
         event: Bytes,
         deadline: Instant,
-    ) -> Result<(StatusCode, Bytes), InvokeError> {
+    ) -> Result<Output, InvokeError> {
         let function = self.function();
         self.metrics.queue_add(function, 1);
         let slot = tokio::time::timeout_at(deadline, self.slots.acquire()).await;
@@ -156,34 +154,48 @@ impl Pool {
         let mut env = match self.take_idle() {
             Some(env) => env,
             // A cold start counts against the request's deadline too.
-            None => match tokio::time::timeout_at(deadline, self.start_env()).await {
+            None => match tokio::time::timeout_at(deadline, self.start_env(false)).await {
                 Ok(started) => started?,
                 Err(_) => return Err(InvokeError::Timeout),
             },
         };
-        let cold = env.fresh;
+        let cold = env.fresh();
+        let invocation = Invocation {
+            request_id: request_id.to_owned(),
+            event,
+            deadline: SystemTime::now() + deadline.saturating_duration_since(Instant::now()),
+        };
         self.metrics.busy_add(function, 1);
-        let result = tokio::time::timeout_at(deadline, env.invoke(request_id, event)).await;
+        let started = Instant::now();
+        let result = tokio::time::timeout_at(deadline, env.invoke(invocation)).await;
         self.metrics.busy_add(function, -1);
         match result {
-            Ok(Ok(answer)) => {
-                if cold {
-                    self.metrics.cold_start(function);
+            Ok(Ok(output)) => {
+                self.metrics.invocation(function, started.elapsed().as_secs_f64(), cold);
+                if env.is_alive() {
+                    self.release(env);
+                } else {
+                    tracing::warn!(
+                        function,
+                        env = env.id(),
+                        request_id,
+                        "environment ended with its invocation; replacing it"
+                    );
+                    self.discard(env, "died");
                 }
-                self.release(env);
-                Ok(answer)
+                Ok(output)
             }
             Ok(Err(e)) => {
-                tracing::warn!(function, env = env.id, request_id, error = %e, "environment failed; replacing it");
+                tracing::warn!(function, env = env.id(), request_id, error = %e, "environment failed; replacing it");
                 self.discard(env, "died");
                 Err(e.into())
             }
             Err(_) => {
-                // The RIE is still running the invocation and would crash if
-                // handed another: kill it, and start afresh next time.
+                // The environment is still running the invocation: kill it,
+                // and start afresh next time.
                 tracing::warn!(
                     function,
-                    env = env.id,
+                    env = env.id(),
                     request_id,
                     "invocation timed out; replacing its environment"
                 );
@@ -193,7 +205,7 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self) -> Option<Environment> {
+    fn take_idle(&self) -> Option<Box<dyn Environment>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(env) = idle.pop() {
             if env.is_alive() {
@@ -206,14 +218,14 @@ impl Pool {
         None
     }
 
-    async fn start_env(&self) -> Result<Environment, EnvError> {
-        let env = Environment::start(&self.spec, &self.reaper).await?;
+    async fn start_env(&self, prewarmed: bool) -> Result<Box<dyn Environment>, EnvError> {
+        let env = self.launcher.start(&self.reaper, prewarmed).await?;
         let live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         self.metrics.set_live(self.function(), live);
         Ok(env)
     }
 
-    fn release(&self, env: Environment) {
+    fn release(&self, env: Box<dyn Environment>) {
         if self.slots.is_closed() {
             // The pool has stopped (an invocation outlived the shutdown's
             // grace): stop this environment instead of keeping it warm.
@@ -224,7 +236,7 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(env);
     }
 
-    fn discard(&self, env: Environment, reason: &'static str) {
+    fn discard(&self, env: Box<dyn Environment>, reason: &'static str) {
         env.kill();
         self.forget_one();
         self.metrics.restart(self.function(), reason);
@@ -245,7 +257,7 @@ impl Pool {
         let all = u32::try_from(self.max_envs).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(grace, self.slots.acquire_many(all)).await;
         self.slots.close();
-        let envs: Vec<Environment> =
+        let envs: Vec<Box<dyn Environment>> =
             std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         for env in envs {
             env.stop(Duration::from_secs(2)).await;
@@ -257,15 +269,11 @@ impl Pool {
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
-}
 
-/// An event for a path no function serves.
-fn prewarm_event() -> Bytes {
-    let mut event = aws_lambda_events::apigw::ApiGatewayV2httpRequest::default();
-    event.version = Some("2.0".into());
-    event.raw_path = Some("/__prewarm".into());
-    event.route_key = Some("$default".into());
-    event.request_context.http.method = hyper::Method::GET;
-    event.request_context.http.path = Some("/__prewarm".into());
-    Bytes::from(serde_json::to_vec(&event).unwrap_or_default())
+    /// The highest peak resident memory of this function's idle
+    /// environments, in bytes (Lambda's `Max Memory Used`), for `/metrics`.
+    pub fn max_rss_bytes(&self) -> Option<u64> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.iter().filter_map(|env| env.max_rss_bytes()).max()
+    }
 }

@@ -7,7 +7,8 @@
 //! Overload is a 503 with `Retry-After`, a timeout a 504, an environment that
 //! died under the request a 502.
 
-use crate::event::{self, MalformedResponse, Outcome, RequestMeta};
+use crate::environment::Output;
+use crate::event::{self, MalformedResponse, RequestMeta};
 use crate::metrics::Metrics;
 use crate::pool::{InvokeError, Pool};
 use crate::routes::Router;
@@ -117,6 +118,11 @@ impl Gateway {
                 ("/readyz", "", json(status, &Status { status: text }))
             }
             "/metrics" => {
+                for pool in self.pools.values() {
+                    if let Some(bytes) = pool.max_rss_bytes() {
+                        self.metrics.max_memory(pool.function(), bytes);
+                    }
+                }
                 let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
                 response.headers_mut().insert(
                     CONTENT_TYPE,
@@ -223,31 +229,22 @@ impl Gateway {
             }
         };
         match answer {
-            Ok((StatusCode::OK, output)) => match event::response(&output) {
-                Ok(Outcome::Response(response)) => response.map(Full::new),
-                Ok(Outcome::FunctionError { error_type, message: text }) => {
-                    tracing::warn!(
-                        request_id,
-                        function,
-                        error_type,
-                        message = text,
-                        "function error"
-                    );
-                    message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-                }
+            Ok(Output::Response(output)) => match event::response(&output) {
+                Ok(response) => response.map(Full::new),
                 Err(MalformedResponse(why)) => {
                     tracing::warn!(request_id, function, why, "malformed function response");
                     message(StatusCode::BAD_GATEWAY, "Bad Gateway")
                 }
             },
-            Ok((status, output)) => {
-                // The RIE's own failures: the runtime exited, failed to start.
+            Ok(Output::Error { error_type, payload }) => {
+                // The function failed (it reported an error, its runtime
+                // exited or failed to start): the HTTP API's 500.
                 tracing::warn!(
                     request_id,
                     function,
-                    rie_status = status.as_u16(),
-                    output = %String::from_utf8_lossy(&output),
-                    "function failed"
+                    error_type,
+                    payload = %String::from_utf8_lossy(&payload),
+                    "function error"
                 );
                 message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }

@@ -1,5 +1,9 @@
-//! One execution environment: a function's bootstrap under its own
-//! `aws-lambda-rie`, taking one invocation at a time, as on AWS Lambda.
+//! The reference kind of environment: a function's bootstrap under its own
+//! real `aws-lambda-rie` (the AWS Lambda Runtime Interface Emulator),
+//! taking one invocation at a time, as on AWS Lambda. Slower than the
+//! built-in kind (two Go HTTP servers between the gateway and the
+//! function), and kept so that the same tests can check the built-in
+//! Runtime API against AWS's own emulator.
 //!
 //! The RIE in its classic mode crashes when a second invocation arrives
 //! while one runs (RIE issue #97: the whole process dies on a nil pointer),
@@ -8,6 +12,7 @@
 //! invoke API and the Runtime API its bootstrap polls) and starts the
 //! bootstrap lazily, on the first invocation.
 
+use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
 use crate::reaper::{Exit, Reaper, children_of, parent_of};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -32,44 +37,59 @@ const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
 /// The header that makes the RIE use our request id as the invocation id,
 /// so the function's logs and context carry the gateway's request id.
 const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+/// Lambda's header for an invocation that ended in a function error.
+const FUNCTION_ERROR_HEADER: &str = "x-amz-function-error";
 /// How long a new RIE may take to listen before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How to start the environments of one function.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    /// The function's name, e.g. `hello`.
-    pub function: Arc<str>,
-    /// The RIE executable.
-    pub rie: PathBuf,
-    /// The function's bootstrap executable.
-    pub bootstrap: PathBuf,
-    /// Environment variables for the RIE and, through it, the bootstrap.
-    pub vars: Vec<(String, String)>,
+/// Starts RIE environments of one function.
+#[derive(Debug)]
+pub struct Rie {
+    spec: Spec,
+    /// The `aws-lambda-rie` executable.
+    rie: PathBuf,
+    /// Environment variables for the RIE itself, on top of the spec's.
+    vars: Vec<(String, String)>,
 }
 
-/// Why an environment could not start or serve.
-#[derive(Debug, thiserror::Error)]
-pub enum EnvError {
-    #[error("cannot start {rie}: {source}")]
-    Spawn { rie: String, source: std::io::Error },
-    #[error("no free loopback port: {0}")]
-    Port(std::io::Error),
-    #[error("the RIE did not start listening: {0}")]
-    NotListening(String),
-    #[error("the environment died: {0}")]
-    Died(String),
-    #[error("the RIE connection failed: {0}")]
-    Connection(#[from] hyper::Error),
+impl Rie {
+    /// `timeout` is what the RIE is told as the function's timeout: longer
+    /// than the pool's deadline, so that the gateway's fires first.
+    pub fn new(spec: Spec, rie: PathBuf, timeout: Duration) -> Rie {
+        let vars =
+            vec![("AWS_LAMBDA_FUNCTION_TIMEOUT".to_owned(), (timeout.as_secs() + 2).to_string())];
+        Rie { spec, rie, vars }
+    }
+}
+
+impl Launcher for Rie {
+    fn function(&self) -> &str {
+        &self.spec.function
+    }
+
+    fn can_start(&self) -> bool {
+        self.spec.bootstrap.is_file()
+    }
+
+    fn start<'a>(
+        &'a self,
+        reaper: &'a Reaper,
+        _prewarmed: bool,
+    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
+        Box::pin(async move {
+            let env = RieEnv::start(self, reaper).await?;
+            Ok(Box::new(env) as Box<dyn Environment>)
+        })
+    }
 }
 
 /// A running RIE with its function.
 #[derive(Debug)]
-pub struct Environment {
+struct RieEnv {
     /// Unique within the process, for logs.
-    pub id: u64,
+    id: u64,
     /// Whose environment this is.
-    pub function: Arc<str>,
+    function: Arc<str>,
     /// The RIE's process id.
     pid: Pid,
     /// The RIE's invoke address.
@@ -79,7 +99,7 @@ pub struct Environment {
     /// A kept-alive connection to the RIE, opened on first use.
     sender: Option<SendRequest<Full<Bytes>>>,
     /// Whether no invocation has run yet: the next one is a cold start.
-    pub fresh: bool,
+    fresh: bool,
     /// Set once the processes are killed, so that `Drop` does not repeat it.
     stopped: bool,
     /// The process groups of the bootstraps this RIE ran: still killable
@@ -124,17 +144,17 @@ impl Drop for Port {
     }
 }
 
-impl Environment {
+impl RieEnv {
     /// Starts an RIE for `spec` and waits until it listens.
     ///
     /// The RIE cannot listen on port 0 (it tells its bootstrap the Runtime
     /// API's address before binding), so free ports are found first; if
     /// another process takes one in between, the RIE exits and the start is
     /// retried on new ports.
-    pub async fn start(spec: &Spec, reaper: &Reaper) -> Result<Environment, EnvError> {
+    async fn start(launcher: &Rie, reaper: &Reaper) -> Result<RieEnv, EnvError> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(spec, reaper).await {
+            match Self::try_start(launcher, reaper).await {
                 Ok(env) => return Ok(env),
                 Err(e @ EnvError::NotListening(_)) => last = Some(e),
                 Err(e) => return Err(e),
@@ -143,25 +163,27 @@ impl Environment {
         Err(last.unwrap_or_else(|| EnvError::NotListening("no attempt".into())))
     }
 
-    async fn try_start(spec: &Spec, reaper: &Reaper) -> Result<Environment, EnvError> {
+    async fn try_start(launcher: &Rie, reaper: &Reaper) -> Result<RieEnv, EnvError> {
+        let spec = &launcher.spec;
         let ports = [Port::reserve()?, Port::reserve()?];
         let (invoke_port, runtime_port) = (ports[0].0, ports[1].0);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, invoke_port));
-        let mut command = Command::new(&spec.rie);
+        let mut command = Command::new(&launcher.rie);
         command
             .arg("--runtime-interface-emulator-address")
             .arg(addr.to_string())
             .arg("--runtime-api-address")
             .arg(format!("127.0.0.1:{runtime_port}"))
             .arg(&spec.bootstrap)
-            .envs(spec.vars.iter().map(|(k, v)| (k, v)))
+            .envs(spec.vars.iter().chain(&launcher.vars).map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        let (pid, exit) = reaper
-            .spawn(&mut command)
-            .map_err(|source| EnvError::Spawn { rie: spec.rie.display().to_string(), source })?;
-        let mut env = Environment {
+        let (pid, exit) = reaper.spawn(&mut command).map_err(|source| EnvError::Spawn {
+            program: launcher.rie.display().to_string(),
+            source,
+        })?;
+        let mut env = RieEnv {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             function: spec.function.clone(),
             pid,
@@ -212,19 +234,15 @@ impl Environment {
         Ok(())
     }
 
-    /// Whether the RIE is still running.
-    pub fn is_alive(&self) -> bool {
-        !self.stopped && self.exit.borrow().is_none()
-    }
-
-    /// Sends one event and returns the RIE's status and body.
+    /// Sends one event and returns the RIE's status, its function error
+    /// header (`X-Amz-Function-Error`), and body.
     ///
     /// The caller must hold this environment exclusively until it returns.
-    pub async fn invoke(
+    async fn call(
         &mut self,
         request_id: &str,
         event: Bytes,
-    ) -> Result<(StatusCode, Bytes), EnvError> {
+    ) -> Result<(StatusCode, Option<String>, Bytes), EnvError> {
         if let Some(how) = self.exit.borrow().clone() {
             return Err(EnvError::Died(format!("RIE {how}")));
         }
@@ -253,8 +271,13 @@ impl Environment {
         let result = async {
             let response = sender.send_request(request).await?;
             let status = response.status();
+            let function_error = response
+                .headers()
+                .get(FUNCTION_ERROR_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
+            Ok::<_, hyper::Error>((status, function_error, body))
         }
         .await;
         match result {
@@ -275,20 +298,6 @@ impl Environment {
                 }
             }
         }
-    }
-
-    /// Kills the RIE and its bootstrap at once.
-    pub fn kill(mut self) {
-        self.kill_processes();
-    }
-
-    /// Kills the RIE and its bootstrap, and waits up to `grace` for the RIE
-    /// to be reaped. Nothing in an environment needs a graceful stop: the
-    /// requests it served are over by the time the pool stops it.
-    pub async fn stop(mut self, grace: Duration) {
-        self.kill_processes();
-        let mut exit = self.exit.clone();
-        let _ = tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await;
     }
 
     fn kill_processes(&mut self) {
@@ -324,7 +333,99 @@ impl Environment {
     }
 }
 
-impl Drop for Environment {
+impl Environment for RieEnv {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.stopped && self.exit.borrow().is_none()
+    }
+
+    fn warm(&mut self) -> BoxFuture<'_, Result<(), EnvError>> {
+        // The RIE starts its bootstrap on the first invocation: one the
+        // function answers 404 to.
+        Box::pin(async move { self.call("prewarm", prewarm_event()).await.map(drop) })
+    }
+
+    fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
+        Box::pin(async move {
+            let (status, function_error, body) =
+                self.call(&invocation.request_id, invocation.event).await?;
+            Ok(match (status, function_error) {
+                (StatusCode::OK, None) => match rie_error_type(&body) {
+                    // The RIE answers a function error with a 200 and the
+                    // error's payload, without Lambda's X-Amz-Function-Error
+                    // header: its `errorType` is all that tells them apart.
+                    Some(error_type) => Output::Error { error_type, payload: body },
+                    None => Output::Response(body),
+                },
+                (_, Some(kind)) => Output::Error {
+                    error_type: rie_error_type(&body).unwrap_or(kind),
+                    payload: body,
+                },
+                (status, None) => Output::Error {
+                    error_type: rie_error_type(&body)
+                        .unwrap_or_else(|| format!("Rie.Status{}", status.as_u16())),
+                    payload: body,
+                },
+            })
+        })
+    }
+
+    fn max_rss_bytes(&self) -> Option<u64> {
+        let own = peak_rss_bytes(self.pid)?;
+        Some(own + children_of(self.pid).into_iter().filter_map(peak_rss_bytes).sum::<u64>())
+    }
+
+    fn kill(mut self: Box<Self>) {
+        self.kill_processes();
+    }
+
+    fn stop(mut self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        // Nothing in an environment needs a graceful stop: the requests it
+        // served are over by the time the pool stops it.
+        self.kill_processes();
+        let mut exit = self.exit.clone();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await;
+        })
+    }
+}
+
+/// The `errorType` of an error payload: an object with `errorType` and no
+/// `statusCode` (a function's own response has one).
+fn rie_error_type(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "errorType")]
+        error_type: Option<String>,
+        #[serde(rename = "statusCode")]
+        status_code: Option<serde::de::IgnoredAny>,
+    }
+    let shape: Shape = serde_json::from_slice(body).ok()?;
+    match shape {
+        Shape { error_type: Some(kind), status_code: None } => Some(kind),
+        _ => None,
+    }
+}
+
+/// An event for a path no function serves.
+fn prewarm_event() -> Bytes {
+    let mut event = aws_lambda_events::apigw::ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.raw_path = Some("/__prewarm".into());
+    event.route_key = Some("$default".into());
+    event.request_context.http.method = hyper::Method::GET;
+    event.request_context.http.path = Some("/__prewarm".into());
+    Bytes::from(serde_json::to_vec(&event).unwrap_or_default())
+}
+
+impl Drop for RieEnv {
     /// An environment dropped mid-invocation (or by a panic) must not leave
     /// processes behind.
     fn drop(&mut self) {

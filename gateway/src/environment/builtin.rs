@@ -1,0 +1,325 @@
+//! The built-in kind of environment: the function's bootstrap, started by
+//! the gateway itself and polling a Runtime API the gateway serves
+//! ([`crate::runtime_api`]), as Lambda's own environments work.
+//!
+//! Per invocation this costs one loopback round trip on a kept-alive
+//! connection (the event on `/next`'s answer, the payload on the post),
+//! against the RIE's two HTTP servers and the Go runtime in between.
+//!
+//! Failures are Lambda's: a bootstrap that exits, is killed or posts an
+//! init error fails the invocation it held with a function error
+//! (`Runtime.ExitError`, or its init error) and its environment is
+//! replaced; one that never polls, or never answers, is stopped by the
+//! pool's deadline.
+
+use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
+use crate::reaper::{Exit, Reaper};
+use crate::runtime_api::{self, InitError, Phase, Reply, RuntimeApi};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::hash::{BuildHasher, RandomState};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Starts built-in environments of one function.
+#[derive(Debug)]
+pub struct Builtin {
+    spec: Spec,
+}
+
+impl Builtin {
+    pub fn new(spec: Spec) -> Builtin {
+        Builtin { spec }
+    }
+}
+
+impl Launcher for Builtin {
+    fn function(&self) -> &str {
+        &self.spec.function
+    }
+
+    fn can_start(&self) -> bool {
+        self.spec.bootstrap.is_file()
+    }
+
+    fn start<'a>(
+        &'a self,
+        reaper: &'a Reaper,
+        prewarmed: bool,
+    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
+        Box::pin(async move {
+            let env = BuiltinEnv::start(&self.spec, reaper, prewarmed).await?;
+            Ok(Box::new(env) as Box<dyn Environment>)
+        })
+    }
+}
+
+/// A running bootstrap and the Runtime API it polls.
+#[derive(Debug)]
+struct BuiltinEnv {
+    id: u64,
+    function: std::sync::Arc<str>,
+    arn: std::sync::Arc<str>,
+    /// The bootstrap's pid, also its process group's id.
+    pid: Pid,
+    /// Turns `Some` when the bootstrap has exited.
+    exit: watch::Receiver<Exit>,
+    api: RuntimeApi,
+    phase: watch::Receiver<Phase>,
+    fresh: bool,
+    /// Set when the environment can take no more invocations.
+    broken: bool,
+    /// Set once the processes are killed, so that `Drop` does not repeat it.
+    stopped: bool,
+}
+
+impl BuiltinEnv {
+    async fn start(spec: &Spec, reaper: &Reaper, prewarmed: bool) -> Result<BuiltinEnv, EnvError> {
+        // Listening before the bootstrap starts: it can connect at once, and
+        // the port is the kernel's choice, so no other process can take it.
+        let api = RuntimeApi::start().await.map_err(EnvError::Port)?;
+        let mut command = Command::new(&spec.bootstrap);
+        // The gateway's own settings are not the function's business.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(|n| n.starts_with("KF_")) {
+                command.env_remove(name);
+            }
+        }
+        let stream = format!(
+            "{}/[$LATEST]{:016x}{:016x}",
+            utc_date(SystemTime::now()),
+            random_u64(),
+            random_u64()
+        );
+        command
+            .envs(spec.vars.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", api.address().to_string())
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+            .env(
+                "AWS_LAMBDA_INITIALIZATION_TYPE",
+                if prewarmed { "provisioned-concurrency" } else { "on-demand" },
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            // A group of its own: killing the group stops whatever the
+            // bootstrap started, too.
+            .process_group(0);
+        if let Some(root) = spec.bootstrap.parent() {
+            command.current_dir(root);
+        }
+        let (pid, exit) = reaper.spawn(&mut command).map_err(|source| EnvError::Spawn {
+            program: spec.bootstrap.display().to_string(),
+            source,
+        })?;
+        let phase = api.phase();
+        let env = BuiltinEnv {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            function: spec.function.clone(),
+            arn: spec.arn.clone(),
+            pid,
+            exit,
+            api,
+            phase,
+            fresh: true,
+            broken: false,
+            stopped: false,
+        };
+        tracing::debug!(function = %env.function, env = env.id, pid = pid.as_raw(), api = %env.api.address(), "environment started");
+        Ok(env)
+    }
+
+    /// The error an invocation ends with when the bootstrap has exited,
+    /// worded as Lambda words it.
+    fn exit_error(&self, request_id: &str, how: &str) -> Output {
+        let why = match how {
+            "exited with 0" => "Runtime exited without providing a reason".to_owned(),
+            how => format!("Runtime exited with error: {how}"),
+        };
+        let message = format!("RequestId: {request_id} Error: {why}");
+        Output::Error {
+            error_type: "Runtime.ExitError".into(),
+            payload: runtime_api::error_payload("Runtime.ExitError", &message),
+        }
+    }
+
+    fn kill_processes(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        if self.exit.borrow().is_none() {
+            // The group first (the bootstrap and anything it started), then
+            // the bootstrap itself should it have left the group.
+            let _ = killpg(self.pid, Signal::SIGKILL);
+            let _ = kill(self.pid, Signal::SIGKILL);
+        } else {
+            // The bootstrap is gone; what it started may not be.
+            let _ = killpg(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Environment for BuiltinEnv {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.stopped
+            && !self.broken
+            && self.exit.borrow().is_none()
+            && !matches!(*self.phase.borrow(), Phase::Failed(_))
+    }
+
+    fn warm(&mut self) -> BoxFuture<'_, Result<(), EnvError>> {
+        Box::pin(async move {
+            let mut phase = self.phase.clone();
+            let mut exit = self.exit.clone();
+            tokio::select! {
+                ready = phase.wait_for(|p| *p != Phase::Initializing) => match ready.as_deref() {
+                    Ok(Phase::Ready) => {
+                        // Its cold start is paid: the first invocation is warm.
+                        self.fresh = false;
+                        Ok(())
+                    }
+                    Ok(Phase::Failed(failed)) => {
+                        self.broken = true;
+                        Err(EnvError::Died(format!("init failed: {failed:?}")))
+                    }
+                    _ => Err(EnvError::Died("the Runtime API stopped".into())),
+                },
+                how = exit.wait_for(Option::is_some) => {
+                    self.broken = true;
+                    let how = how.map(|h| h.clone().unwrap_or_default()).unwrap_or_default();
+                    Err(EnvError::Died(format!("bootstrap {how} during init")))
+                }
+            }
+        })
+    }
+
+    fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
+        Box::pin(async move {
+            if !self.is_alive() {
+                return Err(EnvError::Died("the environment is not running".into()));
+            }
+            let deadline_ms = invocation
+                .deadline
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default();
+            let request_id = invocation.request_id;
+            let reply = self.api.submit(runtime_api::Invocation {
+                request_id: request_id.clone(),
+                deadline_ms,
+                function_arn: self.arn.clone(),
+                trace_id: trace_id(),
+                client_context: None,
+                cognito_identity: None,
+                event: invocation.event,
+            });
+            let mut phase = self.phase.clone();
+            let mut exit = self.exit.clone();
+            let output = tokio::select! {
+                // A reply that came with the exit still counts.
+                biased;
+                reply = reply => match reply {
+                    Ok(Reply::Response(payload)) => Output::Response(payload),
+                    Ok(Reply::Error { error_type, payload }) => Output::Error { error_type, payload },
+                    Err(_) => {
+                        self.broken = true;
+                        return Err(EnvError::Died("the invocation was dropped".into()));
+                    }
+                },
+                failed = phase.wait_for(|p| matches!(p, Phase::Failed(_))) => {
+                    self.broken = true;
+                    match failed.as_deref() {
+                        Ok(Phase::Failed(InitError { error_type, payload })) => {
+                            Output::Error { error_type: error_type.clone(), payload: payload.clone() }
+                        }
+                        _ => return Err(EnvError::Died("the Runtime API stopped".into())),
+                    }
+                }
+                how = exit.wait_for(Option::is_some) => {
+                    self.broken = true;
+                    let how = how.map(|h| h.clone().unwrap_or_default()).unwrap_or_default();
+                    self.exit_error(&request_id, &how)
+                }
+            };
+            self.fresh = false;
+            Ok(output)
+        })
+    }
+
+    fn max_rss_bytes(&self) -> Option<u64> {
+        peak_rss_bytes(self.pid)
+    }
+
+    fn kill(mut self: Box<Self>) {
+        self.kill_processes();
+    }
+
+    fn stop(mut self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        self.kill_processes();
+        let mut exit = self.exit.clone();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await;
+        })
+    }
+}
+
+impl Drop for BuiltinEnv {
+    /// An environment dropped mid-invocation (or by a panic) must not leave
+    /// processes behind.
+    fn drop(&mut self) {
+        self.kill_processes();
+    }
+}
+
+/// A random 64-bit number: std's hasher keys are random per `RandomState`.
+/// Ids and log stream names need uniqueness, not secrecy.
+fn random_u64() -> u64 {
+    RandomState::new().hash_one(NEXT_ID.load(Ordering::Relaxed))
+}
+
+/// An X-Ray trace header for one invocation: `Root=1-<epoch hex>-<96 bits>`,
+/// not sampled (there is no X-Ray daemon to send segments to).
+fn trace_id() -> String {
+    let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (a, b) = (random_u64(), random_u64());
+    format!("Root=1-{epoch:08x}-{:08x}{a:016x};Parent={b:016x};Sampled=0", (b >> 32) as u32)
+}
+
+/// `YYYY/MM/DD` in UTC, the date part of a Lambda log stream's name.
+fn utc_date(time: SystemTime) -> String {
+    let days = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
+    let (year, month, day) = crate::event::civil_from_days(days);
+    format!("{year:04}/{month:02}/{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_stream_dates_and_trace_ids() {
+        assert_eq!(utc_date(UNIX_EPOCH + Duration::from_secs(1_796_006_599)), "2026/11/30");
+        let id = trace_id();
+        assert!(
+            id.starts_with("Root=1-") && id.contains(";Parent=") && id.contains(";Sampled=0"),
+            "{id}"
+        );
+        let root = id.split(';').next().unwrap_or_default();
+        assert_eq!(root.len(), "Root=1-".len() + 8 + 1 + 24, "{root}");
+        assert_ne!(trace_id(), trace_id());
+    }
+}
