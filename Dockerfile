@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
-# The API's container: the gateway (PID 1) in front of the AWS Lambda Runtime
-# Interface Emulator, in front of the same function binaries that run on AWS
-# Lambda.
+# The API's container: the gateway (PID 1), which serves the Lambda Runtime
+# API to the same function binaries that run on AWS Lambda. The real AWS
+# Lambda Runtime Interface Emulator rides along as the reference mode
+# (KF_EMULATOR=rie), at the exact version the tests use.
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 -t kf-api:1.0.0 .
 #
@@ -9,6 +10,18 @@
 # the glibc of Amazon Linux 2023, the runtime image), so there is no emulation.
 
 ARG RUST_VERSION=1.95.0
+ARG GO_VERSION=1.26
+# The RIE's pinned pseudo-version (its tags are not semver): the same as the
+# Makefile's RIE_VERSION, which a test keeps equal.
+ARG RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
+
+# The RIE, built from source for the target architecture.
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS rie
+ARG TARGETARCH
+ARG RIE_VERSION
+RUN CGO_ENABLED=0 GOOS=linux GOARCH="$TARGETARCH" \
+    go install "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@${RIE_VERSION}" \
+ && install -D -m 0555 "$(find /go/bin -type f -name aws-lambda-rie)" /out/aws-lambda-rie
 
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS chef
 # Debian's stable archive changes only by security fixes: pinning its versions
@@ -50,18 +63,21 @@ RUN cargo zigbuild --release --locked --target "$(cat /target)" -p gateway -p he
       mkdir -p "/out/functions/$f" && cp "target/$triple/release/$f" "/out/functions/$f/bootstrap"; \
     done
 
-# Amazon's Lambda base image: the Lambda runtime environment, with the RIE at
-# /usr/local/bin/aws-lambda-rie. The same image also deploys to AWS Lambda as a
-# container image: there AWS_LAMBDA_RUNTIME_API is set and the gateway execs
-# the function named by the image command (e.g. ["hello"]) instead.
+# Amazon's Lambda base image: the Lambda runtime environment. The same image
+# also deploys to AWS Lambda as a container image: there AWS_LAMBDA_RUNTIME_API
+# is set and the gateway execs the function named by the image command (e.g.
+# ["hello"]) instead. The RIE the base image ships is not used: the pinned one
+# is at /opt/kf-api/aws-lambda-rie.
 FROM public.ecr.aws/lambda/provided:al2023 AS runtime
 LABEL org.opencontainers.image.title="kf-api" \
       org.opencontainers.image.description="Largest prime factor API: Lambda functions behind an HTTP gateway" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=builder --chmod=0555 /out/ /opt/kf-api/
+COPY --from=rie --chmod=0555 /out/aws-lambda-rie /opt/kf-api/aws-lambda-rie
 ENV KF_LISTEN=0.0.0.0:8080 \
     KF_FUNCTIONS_DIR=/opt/kf-api/functions \
-    KF_RIE=/usr/local/bin/aws-lambda-rie
+    KF_EMULATOR=builtin \
+    KF_RIE=/opt/kf-api/aws-lambda-rie
 # Not root; the filesystem can be read-only (nothing is written outside /tmp).
 USER 65532:65532
 EXPOSE 8080

@@ -1,5 +1,5 @@
 # One entry point for people and CI. Every target installs what it needs.
-#   make run    - the container's stack on this host: gateway + RIE + functions, http://127.0.0.1:8080
+#   make run    - the container's stack on this host: gateway + functions, http://127.0.0.1:8080 (EMULATOR=rie: through the AWS RIE)
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, and every test, end-to-end included
 #   make bench  - compute and HTTP benchmarks (numbers go in results/ and the README)
@@ -36,6 +36,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 export AWS_LAMBDA_RIE := $(CURDIR)/$(RIE)
 
 HOST ?= 127.0.0.1
+# builtin: the gateway serves the Lambda Runtime API itself; rie: through the
+# real AWS Lambda Runtime Interface Emulator (the reference).
+EMULATOR ?= builtin
 WATCH_PORT ?= 9000
 PORT ?= 8080
 IMAGE_DIR := target/image/opt/kf-api
@@ -71,9 +74,9 @@ $(RIE_STAMP):
 
 tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK) $(LOADTEST_OK)
 
-run: stage $(RIE_STAMP)
+run: stage $(if $(filter rie,$(EMULATOR)),$(RIE_STAMP))
 	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --functions-dir $(IMAGE_DIR)/functions \
-	  --rie $(RIE) --log-format text
+	  --emulator $(EMULATOR) --rie $(RIE) --log-format text
 
 watch: $(TOOLS_OK)
 	cargo lambda watch --invoke-address $(HOST) --invoke-port $(WATCH_PORT)

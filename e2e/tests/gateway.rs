@@ -133,8 +133,10 @@ impl Stack {
         let mut command = Command::new(bin.join("gateway"));
         command
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--functions-dir")
-            .arg(image.join("functions"))
+            // Relative, as `make run` passes it: the gateway must not depend
+            // on the directory a bootstrap runs in.
+            .args(["--functions-dir", "functions"])
+            .current_dir(&image)
             .args(["--emulator", options.emulator.flag()])
             .args(["--envs", &options.envs.to_string(), "--queue", &options.queue.to_string()])
             .args(["--timeout", options.timeout, "--grace", "10s"])

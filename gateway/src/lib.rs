@@ -116,7 +116,10 @@ pub async fn run(
 /// Each environment adds its own `AWS_LAMBDA_RUNTIME_API`,
 /// `AWS_LAMBDA_LOG_STREAM_NAME` and `AWS_LAMBDA_INITIALIZATION_TYPE`.
 fn spec(config: &Config, function: &str) -> Spec {
+    // Absolute: the bootstrap starts in its own directory, where a relative
+    // path would no longer lead to it.
     let bootstrap = config.bootstrap(function);
+    let bootstrap = std::path::absolute(&bootstrap).unwrap_or(bootstrap);
     let task_root = bootstrap.parent().map(|p| p.display().to_string()).unwrap_or_default();
     let log_format = match config.log_format {
         LogFormat::Json => "JSON",

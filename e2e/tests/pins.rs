@@ -1,0 +1,23 @@
+//! Versions pinned in more than one file agree, so that what the tests run
+//! is what ships.
+
+use e2e::workspace_root;
+
+/// The value of the first line of `file` that starts with `prefix`.
+fn pinned(file: &str, prefix: &str) -> String {
+    let text = std::fs::read_to_string(workspace_root().join(file)).expect("readable");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("{file} has no line starting {prefix:?}"));
+    line[prefix.len()..].trim().to_owned()
+}
+
+#[test]
+fn the_image_carries_the_rie_the_tests_run() {
+    let tests = pinned("Makefile", "RIE_VERSION :=");
+    let image = pinned("Dockerfile", "ARG RIE_VERSION=");
+    assert!(tests.starts_with("v0.0.0-"), "a pseudo-version: {tests}");
+    assert_eq!(image, tests, "Dockerfile and Makefile pin different RIE versions");
+}
