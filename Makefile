@@ -32,7 +32,7 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := .tools/bin/aws-lambda-rie
 RIE_STAMP   := .tools/rie-$(RIE_VERSION).stamp
 GO          ?= $(shell command -v go || echo /usr/local/go/bin/go)
-export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH):/usr/sbin
 export AWS_LAMBDA_RIE := $(CURDIR)/$(RIE)
 
 HOST ?= 127.0.0.1
@@ -129,15 +129,19 @@ test-summary:
 	@awk '/^test result:/ {p += $$4; f += $$6} /^Ran [0-9]+ tests? in/ {p += $$2} \
 	  END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log target/unittest.log
 
-# Compute (divan), then the stack over HTTP: wrk on one CPU, the stack on the
-# other. Both land in results/results.json, and the README's tables are
-# rendered from it.
+# Compute (divan), then the stack over HTTP in both emulator modes, beside
+# nginx: wrk on one CPU, the server on the other. Both land in
+# results/results.json, and the README's tables are rendered from it.
 bench: stage $(RIE_STAMP)
 	mkdir -p target/bench
 	cargo bench --locked -p shared --bench factor 2>&1 | tee target/bench/compute.txt
 	python3 tools/results.py record compute target/bench/compute.txt
 	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	@# nginx serving the same /ping bytes is the one-core ceiling the stack is
+	@# compared with; without it the bench says the baseline is missing.
+	@command -v nginx > /dev/null || { apt-get update -qq && apt-get install -y -qq nginx; } \
+	  || echo "nginx not installed: the bench reports its baseline as missing"
 	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10 --out target/bench/stack.json
 	python3 tools/results.py record stack target/bench/stack.json
 	python3 tools/results.py render

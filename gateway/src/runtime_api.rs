@@ -75,8 +75,9 @@ pub struct Invocation {
     pub deadline_ms: u64,
     /// `Lambda-Runtime-Invoked-Function-Arn`.
     pub function_arn: Arc<str>,
-    /// `Lambda-Runtime-Trace-Id` (X-Ray's `Root=...;Parent=...;Sampled=0`).
-    pub trace_id: String,
+    /// `Lambda-Runtime-Trace-Id` (X-Ray's `Root=...;Parent=...;Sampled=0`),
+    /// sent only when there is one.
+    pub trace_id: Option<String>,
     /// `Lambda-Runtime-Client-Context`, sent only when there is one (API
     /// Gateway never sends one).
     pub client_context: Option<String>,
@@ -390,7 +391,9 @@ fn next_response(invocation: Invocation) -> Response<Full<Bytes>> {
     put(REQUEST_ID, &invocation.request_id);
     put(DEADLINE_MS, &invocation.deadline_ms.to_string());
     put(FUNCTION_ARN, &invocation.function_arn);
-    put(TRACE_ID, &invocation.trace_id);
+    if let Some(trace) = &invocation.trace_id {
+        put(TRACE_ID, trace);
+    }
     if let Some(context) = &invocation.client_context {
         put(CLIENT_CONTEXT, context);
     }
@@ -557,7 +560,7 @@ mod protocol {
             request_id: id.into(),
             deadline_ms: 1_796_006_599_123,
             function_arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:f"),
-            trace_id: "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
+            trace_id: None,
             client_context: None,
             cognito_identity: None,
             event: Bytes::from_static(br#"{"n":1}"#),
@@ -585,7 +588,9 @@ mod protocol {
         assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"n":1}"#));
         assert_eq!(headers[&REQUEST_ID], "a");
         assert_eq!(headers[&DEADLINE_MS], "1796006599123");
-        assert!(headers.get(&CLIENT_CONTEXT).is_none() && headers.get(&COGNITO_IDENTITY).is_none());
+        for absent in [TRACE_ID, CLIENT_CONTEXT, COGNITO_IDENTITY] {
+            assert!(headers.get(&absent).is_none(), "{absent} sent without a value");
+        }
         phase.wait_for(|p| *p == Phase::Ready).await.expect("ready");
         // Asked again before answering: the same invocation again.
         let (_, again, _) =

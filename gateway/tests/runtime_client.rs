@@ -40,8 +40,9 @@ fn invocation(id: &str, event: Value) -> Invocation {
         request_id: id.into(),
         deadline_ms: 1_796_006_599_123,
         function_arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:client-test"),
-        trace_id: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
-            .into(),
+        trace_id: Some(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into(),
+        ),
         client_context: Some(
             r#"{"client":{"installationId":"i","appTitle":"t","appVersionName":"1","appVersionCode":"1","appPackageName":"p"},"custom":{"k":"v"},"env":{}}"#
                 .into(),

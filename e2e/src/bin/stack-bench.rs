@@ -1,16 +1,22 @@
-//! `make bench`'s HTTP half: the container's stack (gateway, RIE, functions)
-//! on this host, measured the way the README reports it.
+//! `make bench`'s HTTP half: the container's stack (gateway and functions,
+//! in each emulator mode) on this host, measured the way the README reports
+//! it, beside nginx serving the same `/ping` bytes as the one-core ceiling.
 //!
-//! The stack runs pinned to one CPU and the load generator (`wrk`) to
-//! another, so the numbers say what one core of a pod does. It measures:
-//! cold start (process start to the first 200 from `/api/v1/hello`),
-//! resident memory (idle, and the peak under load), throughput and latency
-//! for `GET /ping` and `POST /api/v1/hello` at 50 connections, the CPU each
-//! process of the stack spends per request, and what the gateway adds over
-//! invoking the RIE directly.
+//! Each server runs pinned to one CPU and the load generator (`wrk`) to the
+//! other, so the numbers say what one core of a pod does; every throughput
+//! is also given as a share of nginx's in the same run, so the figures
+//! compare across machines. Per mode it measures: cold start (process
+//! start to the first 200 from `/api/v1/hello`), resident memory (idle,
+//! one warm environment, the peak under load), throughput and latency for
+//! `GET /ping` and `POST /api/v1/hello` at 50 connections, the CPU each
+//! process (gateway, RIE, function) spends per request, one connection's
+//! latency, and the exit status after SIGTERM. In `rie` mode it also
+//! invokes an RIE directly, for what the gateway adds over it.
 //!
-//! Usage: `stack-bench [--image DIR] [--seconds N] [--out FILE]`; needs
-//! `wrk`, `taskset`, and `AWS_LAMBDA_RIE` (or `aws-lambda-rie` on PATH).
+//! Usage: `stack-bench [--image DIR] [--seconds N] [--out FILE] [--modes
+//! builtin,rie]`; needs `wrk`, `taskset`, `nginx` (else the baseline is
+//! reported missing), and for `rie` `AWS_LAMBDA_RIE` (or `aws-lambda-rie`
+//! on PATH).
 
 use e2e::{Server, agent, free_port, post, workspace_root};
 use serde_json::{Value, json};
@@ -36,6 +42,7 @@ fn main() {
     let out = arg("--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/bench/stack.json"));
+    let modes = arg("--modes").unwrap_or_else(|| "builtin,rie".into());
     let rie = std::env::var("AWS_LAMBDA_RIE").unwrap_or_else(|_| "aws-lambda-rie".into());
     assert!(
         image.join("gateway").exists(),
@@ -45,12 +52,38 @@ fn main() {
     std::fs::create_dir_all(out.parent().expect("out dir")).expect("create out dir");
     let logs = out.parent().expect("out dir").to_path_buf();
 
+    let nginx = nginx_baseline(seconds, &logs);
+    let nginx_rps = nginx["rps"].as_f64();
+    let mut report = json!({
+        "machine": machine(),
+        "date": now_utc(),
+        "commit": git(&["rev-parse", "--short", "HEAD"]),
+        "pinning": {"stack_cpu": STACK_CPU, "load_cpu": LOAD_CPU, "connections": CONNECTIONS, "seconds": seconds},
+        "nginx_ping": nginx,
+    });
+    for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let mut result = measure_mode(mode, &image, &rie, seconds, &logs);
+        for run in ["ping", "hello"] {
+            if let (Some(ceiling), Some(rps)) = (nginx_rps, result[run]["rps"].as_f64()) {
+                result[run]["share_of_nginx"] = json!((rps / ceiling * 1e4).round() / 1e4);
+            }
+        }
+        report[mode] = result;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report).expect("json"))
+        .expect("write report");
+    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    eprintln!("written to {}", out.display());
+}
+
+/// One emulator mode, measured whole.
+fn measure_mode(mode: &str, image: &Path, rie: &str, seconds: u64, logs: &Path) -> Value {
     // 1. Cold start and idle memory.
     let port = free_port();
     let started = Instant::now();
-    let mut gateway = start_gateway(&image, &rie, port, &logs);
+    let mut gateway = start_gateway(image, mode, rie, port, logs);
     let base = gateway.base.clone();
-    let listening = poll_until(Duration::from_secs(10), || {
+    poll_until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let rss_idle_kb = rss_tree_kb(gateway.child.id() as i32);
@@ -59,57 +92,72 @@ fn main() {
         post(&client, &base, "/api/v1/hello", "{}").is_ok_and(|r| r.status == 200)
     });
     let cold_start = started.elapsed();
-    let _ = listening;
     let rss_one_env_kb = rss_tree_kb(gateway.child.id() as i32);
     eprintln!(
-        "cold start {cold_start:?}; idle RSS {rss_idle_kb} kB, with hello warm {rss_one_env_kb} kB"
+        "{mode}: cold start {cold_start:?}; idle RSS {rss_idle_kb} kB, with hello warm {rss_one_env_kb} kB"
     );
 
     // 2. Throughput, latency, memory under load, CPU per request per process.
-    let ping = measure(&gateway, "ping", &format!("{base}/ping"), None, seconds, CONNECTIONS);
-    let hello = measure(
-        &gateway,
-        "hello",
-        &format!("{base}/api/v1/hello"),
-        Some("{}"),
-        seconds,
-        CONNECTIONS,
-    );
+    let ping = measure(&gateway, mode, "ping", &format!("{base}/ping"), None, seconds);
+    let hello =
+        measure(&gateway, mode, "hello", &format!("{base}/api/v1/hello"), Some("{}"), seconds);
 
-    // 3. The gateway's own cost: one connection, through the gateway and
-    //    straight to an RIE running the same function.
-    let via_gateway = wrk(&format!("{base}/ping"), None, seconds.min(5), 1);
+    // 3. One connection at a time: the latency of one request on its own.
+    let one = wrk(&format!("{base}/ping"), None, seconds.min(5), 1);
     let rss_after_kb = rss_tree_kb(gateway.child.id() as i32);
     gateway.signal("-TERM");
     let exit = gateway.wait_exit(Duration::from_secs(30));
     drop(gateway);
-    let direct = direct_rie(&image, &rie, seconds.min(5), &logs);
-
-    let gateway_us = 1e6 / via_gateway.rps - 1e6 / direct.rps;
-    let report = json!({
-        "machine": machine(),
-        "date": now_utc(),
-        "commit": git(&["rev-parse", "--short", "HEAD"]),
-        "pinning": {"stack_cpu": STACK_CPU, "load_cpu": LOAD_CPU, "connections": CONNECTIONS, "seconds": seconds},
+    let mut result = json!({
         "cold_start_ms": ms(cold_start),
         "rss_kb": {"idle_no_environment": rss_idle_kb, "one_warm_environment": rss_one_env_kb,
                    "after_load": rss_after_kb},
         "ping": ping,
         "hello": hello,
-        "gateway_overhead": {
-            "one_connection_via_gateway": via_gateway.to_json(),
-            "one_connection_rie_direct": direct.to_json(),
-            "added_latency_us_per_request": gateway_us,
-        },
+        "one_connection_ping": one.to_json(),
         "clean_exit_on_sigterm": exit.is_some_and(|s| s.success()),
     });
-    std::fs::write(&out, serde_json::to_string_pretty(&report).expect("json"))
-        .expect("write report");
-    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
-    eprintln!("written to {}", out.display());
+    if mode == "rie" {
+        // What the gateway adds over invoking the RIE straight.
+        let direct = direct_rie(image, rie, seconds.min(5), logs);
+        result["rie_direct_one_connection"] = direct.to_json();
+        result["gateway_added_us_per_request"] = json!(1e6 / one.rps - 1e6 / direct.rps);
+    }
+    result
 }
 
-fn start_gateway(image: &Path, rie: &str, port: u16, logs: &Path) -> Server {
+/// nginx answering `/ping` with the same bytes, one worker on the stack's
+/// CPU: the most one core serves over HTTP here.
+fn nginx_baseline(seconds: u64, logs: &Path) -> Value {
+    let Ok(found) = Command::new("sh").args(["-c", "command -v nginx"]).output() else {
+        return json!({"missing": "cannot run sh"});
+    };
+    if !found.status.success() {
+        return json!({"missing": "nginx is not installed (apt-get install nginx)"});
+    }
+    let dir = logs.join("nginx");
+    std::fs::create_dir_all(&dir).expect("nginx dir");
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\
+           fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
+           server {{\n    listen 127.0.0.1:{port};\n\
+             location = /ping {{ default_type application/json; return 200 '{{\"ping\":\"pong!\"}}'; }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+    let mut command = Command::new("taskset");
+    command.args(["-c", STACK_CPU, "nginx", "-p"]).arg(&dir).arg("-c").arg(dir.join("nginx.conf"));
+    let mut server = Server::start(command, port, logs.join("stack-bench-nginx.log"));
+    server.wait_for("/ping", 200, Duration::from_secs(10));
+    let run = wrk(&format!("{}/ping", server.base), None, seconds, CONNECTIONS);
+    eprintln!("nginx: {:.0} req/s, p50 {} ms, p99 {} ms", run.rps, run.p50_ms, run.p99_ms);
+    run.to_json()
+}
+
+fn start_gateway(image: &Path, mode: &str, rie: &str, port: u16, logs: &Path) -> Server {
     let mut command = Command::new("taskset");
     command
         .args(["-c", STACK_CPU])
@@ -117,8 +165,8 @@ fn start_gateway(image: &Path, rie: &str, port: u16, logs: &Path) -> Server {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--functions-dir")
         .arg(image.join("functions"))
-        .args(["--rie", rie]);
-    Server::start(command, port, logs.join("stack-bench-gateway.log"))
+        .args(["--emulator", mode, "--rie", rie]);
+    Server::start(command, port, logs.join(format!("stack-bench-gateway-{mode}.log")))
 }
 
 fn poll_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Duration {
@@ -209,11 +257,11 @@ fn parse_wrk_duration(s: &str) -> f64 {
 /// A load run with memory sampled and CPU time per process role taken.
 fn measure(
     gateway: &Server,
+    mode: &str,
     name: &str,
     url: &str,
     body: Option<&str>,
     seconds: u64,
-    connections: u32,
 ) -> Value {
     let root = gateway.child.id() as i32;
     let before = cpu_by_role(root);
@@ -226,7 +274,7 @@ fn measure(
                 thread::sleep(Duration::from_millis(200));
             }
         });
-        let run = wrk(url, body, seconds, connections);
+        let run = wrk(url, body, seconds, CONNECTIONS);
         done.store(true, Ordering::Relaxed);
         run
     });
@@ -237,13 +285,13 @@ fn measure(
         cpu_us.insert(role.clone(), (spent * 1e6 / run.requests.max(1) as f64).round());
     }
     eprintln!(
-        "{name}: {:.0} req/s, p50 {} ms, p99 {} ms, cpu/request {cpu_us:?}",
+        "{mode} {name}: {:.0} req/s, p50 {} ms, p99 {} ms, cpu/request {cpu_us:?}",
         run.rps, run.p50_ms, run.p99_ms
     );
     let mut value = run.to_json();
     value["cpu_us_per_request"] = json!(cpu_us);
     value["rss_peak_kb"] = json!(peak.load(Ordering::Relaxed));
-    value["environments"] = json!(count_role(root, "rie"));
+    value["environments"] = json!(count_role(root, if mode == "rie" { "rie" } else { "function" }));
     value
 }
 
