@@ -10,12 +10,53 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use ureq::Agent;
 
 /// The workspace's root directory.
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the e2e crate is in the workspace")
+}
+
+/// The gateway's and the functions' binaries, built once per test process
+/// with the test's own profile; `target_tmpdir` is the test's
+/// `CARGO_TARGET_TMPDIR`, inside the target directory.
+pub fn binaries(target_tmpdir: &'static str) -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let release = !cfg!(debug_assertions);
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--bins", "-p", "gateway", "-p", "hello", "-p", "ping", "-p", "docs"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.current_dir(workspace_root()).status().expect("run cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+        let target = Path::new(target_tmpdir).parent().expect("target dir");
+        target.join(if release { "release" } else { "debug" })
+    })
+}
+
+/// The `aws-lambda-rie` to run: `AWS_LAMBDA_RIE`, else the pinned one that
+/// `make test` builds into `.tools/bin`, else the one on `PATH`.
+pub fn rie() -> PathBuf {
+    if let Some(path) = std::env::var_os("AWS_LAMBDA_RIE") {
+        return path.into();
+    }
+    let tools = workspace_root().join(".tools/bin/aws-lambda-rie");
+    if tools.exists() {
+        return tools;
+    }
+    let on_path = Command::new("sh").args(["-c", "command -v aws-lambda-rie"]).output();
+    match on_path {
+        Ok(out) if out.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+        _ => panic!(
+            "aws-lambda-rie not found: run `make test` (it installs it) or set AWS_LAMBDA_RIE"
+        ),
+    }
 }
 
 /// A loopback port nobody listens on right now.

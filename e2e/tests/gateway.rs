@@ -9,7 +9,7 @@
 //! version into `.tools/bin`, where these tests find it; otherwise set
 //! `AWS_LAMBDA_RIE` or put it on `PATH`.
 
-use e2e::{Reply, Server, agent, check_api, free_port, get, post, workspace_root};
+use e2e::{Reply, Server, agent, check_api, free_port, get, post, rie, workspace_root};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,40 +18,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The functions' binaries, built once for all tests.
+/// The binaries, built once for all tests.
 fn binaries() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let release = !cfg!(debug_assertions);
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--bins", "-p", "gateway", "-p", "hello", "-p", "ping", "-p", "docs"]);
-        if release {
-            cargo.arg("--release");
-        }
-        let status = cargo.current_dir(workspace_root()).status().expect("run cargo build");
-        assert!(status.success(), "cargo build of the binaries failed");
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
-        target.join(if release { "release" } else { "debug" })
-    })
-}
-
-fn rie() -> PathBuf {
-    if let Some(path) = std::env::var_os("AWS_LAMBDA_RIE") {
-        return path.into();
-    }
-    let tools = workspace_root().join(".tools/bin/aws-lambda-rie");
-    if tools.exists() {
-        return tools;
-    }
-    let on_path = Command::new("sh").args(["-c", "command -v aws-lambda-rie"]).output();
-    match on_path {
-        Ok(out) if out.status.success() => {
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-        _ => panic!(
-            "aws-lambda-rie not found: run `make test` (it installs it) or set AWS_LAMBDA_RIE"
-        ),
-    }
+    e2e::binaries(env!("CARGO_TARGET_TMPDIR"))
 }
 
 /// These tests load both cores; one at a time keeps their timings honest.

@@ -54,7 +54,7 @@ pub async fn run(
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
     let mut pools = HashMap::new();
     for function in router.functions() {
-        let spec = spec(&config, function);
+        let spec = function_spec(&config, function);
         if !spec.bootstrap.is_file() {
             tracing::error!(function, bootstrap = %spec.bootstrap.display(), "function bootstrap missing");
         }
@@ -115,7 +115,7 @@ pub async fn run(
 /// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>).
 /// Each environment adds its own `AWS_LAMBDA_RUNTIME_API`,
 /// `AWS_LAMBDA_LOG_STREAM_NAME` and `AWS_LAMBDA_INITIALIZATION_TYPE`.
-fn spec(config: &Config, function: &str) -> Spec {
+pub fn function_spec(config: &Config, function: &str) -> Spec {
     // Absolute: the bootstrap starts in its own directory, where a relative
     // path would no longer lead to it.
     let bootstrap = config.bootstrap(function);

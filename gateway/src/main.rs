@@ -23,11 +23,16 @@ fn main() -> ExitCode {
     let config = Config::parse();
     init_tracing(config.log_format);
     let workers = config.workers.unwrap_or_else(|| gateway::cgroup::available_cpus().get()).max(1);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
+    // One CPU: one thread does it all, with no hand-offs between threads
+    // (a pod limited to one CPU, or the bench's pinned core).
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");

@@ -1,0 +1,115 @@
+//! The two kinds of execution environment side by side, below HTTP: every
+//! recorded event (API Gateway HTTP API and REST API, ALB, Function URL),
+//! sent to every function through the gateway's built-in Runtime API and
+//! through the real AWS RIE, gives the same output.
+//!
+//! A test binary of its own: the gateway's reaper reaps every child of the
+//! process (`waitpid(-1)`), which would race with other tests' children.
+
+use bytes::Bytes;
+use clap::Parser;
+use gateway::config::Config;
+use gateway::environment::builtin::Builtin;
+use gateway::environment::rie::Rie;
+use gateway::environment::{Environment, Invocation, Launcher, Output};
+use gateway::reaper::Reaper;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// The output with what differs from run to run (the compute time `hello`
+/// reports, and the lengths and strings that carry it) blanked out.
+fn comparable(output: Output) -> Output {
+    let Output::Response(payload) = output else { return output };
+    let Ok(mut response) = serde_json::from_slice::<Value>(&payload) else {
+        return Output::Response(payload);
+    };
+    if let Some(body) = response.get("body").and_then(Value::as_str)
+        && let Ok(mut inner) = serde_json::from_str::<Value>(body)
+        && let Some(object) = inner.as_object_mut()
+        && object.contains_key("elapsed_time")
+    {
+        object.insert("elapsed_time".into(), Value::Null);
+        object.insert("message2".into(), Value::Null);
+        response["body"] = Value::String(inner.to_string());
+        if let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut) {
+            headers.remove("content-length");
+        }
+    }
+    Output::Response(Bytes::from(response.to_string()))
+}
+
+/// The recorded events, each asking for a fixed `n` (the recordings send
+/// `{}`, a random one).
+fn events() -> Vec<(String, Bytes)> {
+    let dir = e2e::workspace_root().join("fixtures/events");
+    let mut events: Vec<(String, Bytes)> = std::fs::read_dir(&dir)
+        .expect("fixtures/events")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("event");
+            let mut event: Value = serde_json::from_str(&text).expect("JSON event");
+            if event.get("body").is_some_and(|b| b == "{}") {
+                event["body"] = Value::String(r#"{"n": 1462370954730}"#.into());
+            }
+            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            (name, Bytes::from(event.to_string()))
+        })
+        .collect();
+    events.sort();
+    events
+}
+
+async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
+    let invocation = Invocation {
+        request_id: "conformance-1".into(),
+        event: event.clone(),
+        deadline: SystemTime::now() + Duration::from_secs(30),
+    };
+    let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
+        .await
+        .expect("an answer within 30 s")
+        .expect("the environment answers");
+    comparable(output)
+}
+
+#[test]
+fn recorded_events_get_the_same_output_from_both_kinds() {
+    // Built before the reaper starts: it would reap cargo too.
+    let bin = e2e::binaries(env!("CARGO_TARGET_TMPDIR"));
+    let events = events();
+    assert!(events.len() >= 4, "the recorded events: {events:?}");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let reaper = Reaper::start().expect("reaper");
+        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-environments");
+        for function in ["hello", "ping", "docs"] {
+            let dir = image.join("functions").join(function);
+            std::fs::create_dir_all(&dir).expect("image dir");
+            std::fs::copy(bin.join(function), dir.join("bootstrap")).expect("copy bootstrap");
+        }
+        let functions_dir = image.join("functions");
+        let config = Config::try_parse_from([
+            "gateway",
+            "--functions-dir",
+            functions_dir.to_str().expect("a UTF-8 path"),
+        ])
+        .expect("config");
+        for function in ["hello", "ping", "docs"] {
+            let spec = gateway::function_spec(&config, function);
+            let builtin = Builtin::new(spec.clone());
+            let rie = Rie::new(spec, e2e::rie(), Duration::from_secs(30));
+            let mut ours = builtin.start(&reaper, false).await.expect("a built-in environment");
+            let mut theirs = rie.start(&reaper, false).await.expect("an RIE environment");
+            for (name, event) in &events {
+                let (a, b) = (invoke(&mut ours, event).await, invoke(&mut theirs, event).await);
+                assert!(matches!(a, Output::Response(_)), "{function} {name}: {a:?}");
+                assert_eq!(a, b, "{function} {name}: built-in (left) and RIE (right) differ");
+            }
+            ours.stop(Duration::from_secs(2)).await;
+            theirs.stop(Duration::from_secs(2)).await;
+        }
+    });
+}
