@@ -137,6 +137,9 @@ fn nginx_baseline(seconds: u64, logs: &Path) -> Value {
     }
     let dir = logs.join("nginx");
     std::fs::create_dir_all(&dir).expect("nginx dir");
+    // nginx resolves relative paths against its prefix, not the working
+    // directory.
+    let dir = std::path::absolute(&dir).expect("an absolute path");
     let port = free_port();
     let d = dir.display();
     let conf = format!(
