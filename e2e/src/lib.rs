@@ -256,6 +256,9 @@ pub fn check_api(base: &str) {
         (r#"{"n": 1}"#, json!(["body", "n"]), "greater_than_equal"),
         (r#"{"n": 18446744073709551557}"#, json!(["body", "n"]), "less_than_equal"),
         (r#"{"algorithm": "magic"}"#, json!(["body", "algorithm"]), "enum"),
+        (r#"{"n": 1e400}"#, json!(["body", "n"]), "less_than_equal"),
+        (r#"{"n": -1e400}"#, json!(["body", "n"]), "greater_than_equal"),
+        (r#"{"algorithm": 1e400}"#, json!(["body", "algorithm"]), "enum"),
         ("", json!(["body"]), "missing"),
     ] {
         let r = post("/api/v1/hello", body);
@@ -265,6 +268,9 @@ pub fn check_api(base: &str) {
     }
     let r = post("/api/v1/hello", r#"{"n": 18446744073709551557}"#);
     assert!(r.json()["detail"][0]["msg"].as_str().is_some_and(|m| m.contains("rho")));
+    // The input echoed as sent: an integer past 2^64 stays that integer.
+    let r = post("/api/v1/hello", r#"{"n": 18446744073709551616}"#);
+    assert!(r.body.contains(r#""input":18446744073709551616"#), "{}", r.body);
 
     // Wrong method, unknown paths.
     let r = get("/api/v1/hello");

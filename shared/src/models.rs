@@ -109,12 +109,76 @@ pub struct ValidationError {
     #[serde(rename = "type")]
     #[schema(example = "greater_than_equal")]
     pub kind: String,
-    /// The offending input, when there is one.
+    /// The offending input, when there is one, exactly as it was sent: an
+    /// integer too large for 64 bits stays that integer, not a float.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub input: Option<Input>,
     /// Parameters of the violated constraint, e.g. `{"ge": 2}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctx: Option<serde_json::Value>,
+}
+
+/// A piece of a request's JSON, kept as the text that was sent: an integer
+/// past 2^64 stays that integer (a `serde_json::Value` would make it a
+/// float). A number beyond a double's range (`1e400`), which common JSON
+/// parsers refuse, is echoed as a string of its text, so that every client
+/// can still read the error.
+#[derive(Debug, Clone)]
+pub struct Input(Box<serde_json::value::RawValue>);
+
+impl Input {
+    /// The JSON text `raw`, as sent if common parsers read it, else as a
+    /// JSON string of it.
+    pub fn raw(raw: &str) -> Input {
+        let text = raw.trim();
+        // A `Value`, not `IgnoredAny`: skipping a number does not check its range.
+        if serde_json::from_str::<serde_json::Value>(text).is_ok()
+            && let Ok(value) = serde_json::value::RawValue::from_string(text.to_owned())
+        {
+            return Input(value);
+        }
+        let quoted = serde_json::to_string(text).unwrap_or_else(|_| "null".to_owned());
+        match serde_json::value::RawValue::from_string(quoted) {
+            Ok(value) => Input(value),
+            // A JSON string literal is always valid JSON.
+            Err(_) => Input::from(&serde_json::Value::Null),
+        }
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<&serde_json::Value> for Input {
+    fn from(value: &serde_json::Value) -> Input {
+        // A `Value` always serializes, to valid JSON.
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+        match serde_json::value::RawValue::from_string(text) {
+            Ok(raw) => Input(raw),
+            Err(_) => Input::raw("null"),
+        }
+    }
+}
+
+impl PartialEq for Input {
+    fn eq(&self, other: &Input) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for Input {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Input, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Input)
+    }
 }
 
 /// Body of a 422 response: FastAPI's `HTTPValidationError`.

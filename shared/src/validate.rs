@@ -9,7 +9,7 @@
 
 use crate::error::ApiError;
 use crate::factor::TRIAL_MAX_N;
-use crate::models::{Algorithm, HelloRequest, LocItem, ValidationError};
+use crate::models::{Algorithm, HelloRequest, Input, LocItem, ValidationError};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ pub fn hello_request(body: &[u8]) -> Result<HelloRequest, ApiError> {
         Ok(fields) => fields,
         Err(e) if e.is_data() => {
             // Valid JSON, but not an object.
-            let input = serde_json::from_slice::<Value>(body).ok();
+            let input = std::str::from_utf8(body).ok().map(Input::raw);
             return Err(ApiError::Validation(vec![*error(
                 &["body"],
                 "model_attributes_type",
@@ -88,7 +88,7 @@ pub fn hello_request(body: &[u8]) -> Result<HelloRequest, ApiError> {
                      (trial division would take over 0.1 s); use \"algorithm\": \"rho\" \
                      for any n up to 2^64 - 1"
             ),
-            Some(json!(n)),
+            Some(Input::from(&json!(n))),
             Some(json!({ "le": TRIAL_MAX_N })),
         ));
     }
@@ -102,9 +102,8 @@ pub fn hello_request(body: &[u8]) -> Result<HelloRequest, ApiError> {
 /// such as `4.0` is accepted up to 2^53, where floats stop being exact, as
 /// pydantic does in its default (lax) mode.
 fn parse_n(raw: &str) -> Result<Option<u64>, Box<ValidationError>> {
-    let value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-    let is_number = matches!(value, Value::Number(_));
-    let input = Some(value.clone());
+    // The input is echoed exactly as sent, whatever it is.
+    let input = Some(Input::raw(raw));
     let not_int = |kind: &str, msg: &str| error(&["body", "n"], kind, msg, input.clone(), None);
     let too_small = || {
         error(
@@ -124,10 +123,18 @@ fn parse_n(raw: &str) -> Result<Option<u64>, Box<ValidationError>> {
             Some(json!({ "le": u64::MAX })),
         )
     };
+    let value = match serde_json::from_str::<Value>(raw) {
+        Ok(value) => value,
+        // Valid JSON (it came out of a parsed object) that serde_json cannot
+        // hold: a number beyond f64's range, such as 1e400. Present, so
+        // validated, never dropped.
+        Err(_) if raw.starts_with('-') => return Err(too_small()),
+        Err(_) => return Err(too_large()),
+    };
     if value.is_null() {
         return Ok(None);
     }
-    if !is_number {
+    if !matches!(value, Value::Number(_)) {
         return Err(not_int("int_type", "Input should be a valid integer"));
     }
     if raw.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
@@ -161,16 +168,16 @@ fn parse_n(raw: &str) -> Result<Option<u64>, Box<ValidationError>> {
 
 /// `algorithm`: `"trial"` or `"rho"`; `null` is the default.
 fn parse_algorithm(raw: &str) -> Result<Algorithm, Box<ValidationError>> {
-    let value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-    match &value {
-        Value::Null => Ok(Algorithm::default()),
-        Value::String(s) if s == "trial" => Ok(Algorithm::Trial),
-        Value::String(s) if s == "rho" => Ok(Algorithm::Rho),
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Null) => Ok(Algorithm::default()),
+        Ok(Value::String(s)) if s == "trial" => Ok(Algorithm::Trial),
+        Ok(Value::String(s)) if s == "rho" => Ok(Algorithm::Rho),
+        // Anything else, including a number serde_json cannot hold (1e400).
         _ => Err(error(
             &["body", "algorithm"],
             "enum",
             "Input should be 'trial' or 'rho'",
-            Some(value.clone()),
+            Some(Input::raw(raw)),
             Some(json!({ "expected": "'trial' or 'rho'" })),
         )),
     }
@@ -180,7 +187,7 @@ fn error(
     loc: &[&str],
     kind: &str,
     msg: &str,
-    input: Option<Value>,
+    input: Option<Input>,
     ctx: Option<Value>,
 ) -> Box<ValidationError> {
     Box::new(ValidationError {
@@ -285,6 +292,6 @@ mod tests {
         let e = &errors(r#"{"n": 18446744073709551557}"#)[0];
         assert!(e.msg.contains("\"rho\""), "{}", e.msg);
         assert_eq!(e.ctx, Some(json!({ "le": TRIAL_MAX_N })));
-        assert_eq!(e.input, Some(json!(18446744073709551557u64)));
+        assert_eq!(e.input.as_ref().map(Input::get), Some("18446744073709551557"));
     }
 }
