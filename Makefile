@@ -41,6 +41,7 @@ HOST ?= 127.0.0.1
 EMULATOR ?= builtin
 WATCH_PORT ?= 9000
 PORT ?= 8080
+ADMIN_PORT ?= 9090
 IMAGE_DIR := target/image/opt/kf-api
 
 .PHONY: help tools run watch stage test lint validate unit test-summary bench loadtest build sam-build clean
@@ -75,8 +76,8 @@ $(RIE_STAMP):
 tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK) $(LOADTEST_OK)
 
 run: stage $(if $(filter rie,$(EMULATOR)),$(RIE_STAMP))
-	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --functions-dir $(IMAGE_DIR)/functions \
-	  --emulator $(EMULATOR) --rie $(RIE) --log-format text
+	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --admin-listen $(HOST):$(ADMIN_PORT) \
+	  --functions-dir $(IMAGE_DIR)/functions --emulator $(EMULATOR) --rie $(RIE) --log-format text
 
 watch: $(TOOLS_OK)
 	cargo lambda watch --invoke-address $(HOST) --invoke-port $(WATCH_PORT)

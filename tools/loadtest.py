@@ -57,9 +57,9 @@ def start_stack(image: Path, rie: str, out: Path) -> tuple[subprocess.Popen, str
         [
             str(image / "gateway"),
             "--listen", f"127.0.0.1:{port}",
+            "--admin-listen", f"127.0.0.1:{free_port()}",
             "--functions-dir", str(image / "functions"),
             "--rie", rie,
-            "--access-log", "false",
         ],
         stdout=log,
         stderr=log,

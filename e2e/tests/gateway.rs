@@ -56,6 +56,8 @@ struct Options<'a> {
     replace: &'a [(&'a str, &'a str)],
     vars: &'a [(&'a str, &'a str)],
     prewarm: bool,
+    /// Start the gateway inside a memory cgroup of this many bytes.
+    memory_limit: Option<u64>,
 }
 
 impl Default for Options<'_> {
@@ -69,6 +71,7 @@ impl Default for Options<'_> {
             replace: &[],
             vars: &[],
             prewarm: false,
+            memory_limit: None,
         }
     }
 }
@@ -77,6 +80,50 @@ impl Default for Options<'_> {
 struct Stack {
     server: Server,
     image: PathBuf,
+    /// The admin port's base URL: `/metrics`.
+    admin: String,
+    /// The memory cgroup it runs in, if any; removed after the stack.
+    cgroup: Option<MemoryCgroup>,
+}
+
+/// A cgroup v1 memory controller group of this test run, with a limit.
+struct MemoryCgroup {
+    dir: PathBuf,
+}
+
+impl MemoryCgroup {
+    fn new(name: &str, bytes: u64) -> MemoryCgroup {
+        let dir =
+            PathBuf::from(format!("/sys/fs/cgroup/memory/kf-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| {
+            panic!("cannot create the memory cgroup {} ({e}): run the tests as root", dir.display())
+        });
+        std::fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())
+            .expect("set the limit");
+        MemoryCgroup { dir }
+    }
+
+    /// A counter of the cgroup's `memory.oom_control` (`oom_kill`).
+    fn oom_kills(&self) -> u64 {
+        let text = std::fs::read_to_string(self.dir.join("memory.oom_control")).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // Empty once the stack's processes are gone.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Stack {
@@ -98,10 +145,24 @@ impl Stack {
             };
             std::fs::copy(&source, dir.join("bootstrap")).expect("copy bootstrap");
         }
-        let port = free_port();
-        let mut command = Command::new(bin.join("gateway"));
+        let (port, admin) = (free_port(), free_port());
+        let cgroup = options.memory_limit.map(|bytes| MemoryCgroup::new(options.name, bytes));
+        let mut command = match &cgroup {
+            // Into the cgroup before the gateway starts, so that it reads its
+            // own limit and its children are born inside it.
+            Some(cgroup) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(r#"echo $$ > "$0" && exec "$@""#)
+                    .arg(cgroup.dir.join("cgroup.procs"))
+                    .arg(bin.join("gateway"));
+                sh
+            }
+            None => Command::new(bin.join("gateway")),
+        };
         command
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
             // Relative, as `make run` passes it: the gateway must not depend
             // on the directory a bootstrap runs in.
             .args(["--functions-dir", "functions"])
@@ -117,7 +178,7 @@ impl Stack {
         let log = image.join("gateway.log");
         let mut server = Server::start(command, port, log);
         server.wait_for("/readyz", 200, Duration::from_secs(30));
-        Stack { server, image }
+        Stack { server, image, admin: format!("http://127.0.0.1:{admin}"), cgroup }
     }
 
     fn base(&self) -> &str {
@@ -125,7 +186,7 @@ impl Stack {
     }
 
     fn metrics(&self) -> String {
-        get(&agent(Duration::from_secs(10)), self.base(), "/metrics").expect("metrics").body
+        get(&agent(Duration::from_secs(10)), &self.admin, "/metrics").expect("metrics").body
     }
 
     /// Processes whose command line names this stack's image directory:
@@ -229,8 +290,14 @@ fn serves_the_api_and_its_own_endpoints(emulator: Emulator) {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.ends_with(r#"{"message":"Request Entity Too Large"}"#), "{answer}");
 
+    // Metrics are for the admin port only: the public one knows no such path.
+    let r = get(&agent, stack.base(), "/metrics").expect("metrics on the public port");
+    assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})));
+    let r = get(&agent, &stack.admin, "/readyz").expect("readyz on the admin port");
+    assert_eq!(r.status, 200);
     let metrics = stack.metrics();
     for line in [
+        r#"kf_gateway_memory_budget_bytes "#,
         r#"kf_gateway_requests_total{route="/api/v1/hello",status="200"}"#,
         r#"kf_gateway_requests_total{route="/api/v1/hello",status="422"}"#,
         r#"kf_gateway_requests_total{route="unmatched",status="404"}"#,
@@ -551,6 +618,130 @@ fn a_functions_memory_does_not_grow_with_invocations() {
     let after = rss_kb();
     eprintln!("ping's resident memory: {before} kB before, {after} kB after 12,000 invocations");
     assert!(after < before + 600, "grew from {before} kB to {after} kB");
+}
+
+/// The resident memory of process `pid` now, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Forty clients at once, each sending near-6 MB bodies, to a pod limited
+/// to 128 MiB, as an attacker who can reach the LoadBalancer would: every
+/// answer is a 200, 413 or 503, the gateway stays within its memory budget,
+/// and nothing is killed or restarted. (Measured before the budget: 430 MB.)
+#[test]
+fn large_bodies_cannot_exhaust_the_pods_memory() {
+    let _serial = one_at_a_time();
+    const LIMIT: u64 = 128 << 20;
+    let stack = Stack::start(Options {
+        name: "abuse",
+        memory_limit: Some(LIMIT),
+        prewarm: true,
+        ..Options::default()
+    });
+    let budget = metric(&stack.metrics(), "kf_gateway_memory_budget_bytes");
+    assert_eq!(budget, (LIMIT / 3) as f64, "the budget follows the cgroup's limit");
+    let gateway = stack.server.child.id();
+    let idle_kb = rss_kb(gateway);
+    let padding = "a".repeat(5_900_000);
+    let body = format!(r#"{{"n": 1462370954730, "padding": "{padding}"}}"#);
+    let peak_kb = std::sync::atomic::AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Result<Reply, String>> = thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak_kb.fetch_max(rss_kb(gateway), std::sync::atomic::Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let clients: Vec<_> = (0..40)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent = agent(Duration::from_secs(60));
+                    (0..3)
+                        .map(|_| {
+                            e2e::read(
+                                agent
+                                    .post(format!("{}/api/v1/hello", stack.base()))
+                                    .header("content-type", "application/json")
+                                    .send(body.as_str()),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let results = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        results
+    });
+    let counts = statuses(&results.iter().map(|r| (Instant::now(), r.clone())).collect::<Vec<_>>());
+    let peak_kb = peak_kb.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "120 near-6 MB bodies from 40 clients: {counts:?}; gateway RSS {idle_kb} kB idle, \
+         peak {peak_kb} kB; budget {} kB",
+        budget as u64 / 1024
+    );
+    assert!(counts.keys().all(|k| k == "200" || k == "413" || k == "503"), "{counts:?}");
+    assert!(counts.get("200").is_some_and(|n| *n > 0), "some must get through: {counts:?}");
+    assert!(
+        peak_kb * 1024 < idle_kb * 1024 + budget as u64,
+        "the gateway held {peak_kb} kB, past {idle_kb} kB idle + its {budget} byte budget"
+    );
+    let metrics = stack.metrics();
+    assert!(!metrics.contains("kf_gateway_environment_replacements_total{"), "{metrics}");
+    assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
+    assert!(stack.server.log_text().lines().count() < 1000, "log flood");
+    let r = get(&agent(Duration::from_secs(10)), stack.base(), "/ping").expect("ping after");
+    assert_eq!(r.status, 200);
+}
+
+/// The value of an unlabelled metric.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+}
+
+/// A 413 that Python's clients read: they send the whole body before they
+/// read, so a server that answers and closes early gives them a reset.
+#[test]
+fn python_clients_read_the_413() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "python-413", ..Options::default() });
+    let script = r#"
+import json, sys, urllib.error, urllib.request
+url = sys.argv[1] + "/api/v1/hello"
+body = b"{" + b" " * 7_000_000 + b"}"
+try:
+    urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=30)
+    print("no error")
+except urllib.error.HTTPError as e:
+    print(e.code, json.loads(e.read())["message"])
+"#;
+    let out = Command::new("python3").args(["-c", script, stack.base()]).output().expect("python3");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(text.trim(), "413 Request Entity Too Large", "{text}");
+    // Locust's own client, when the load test's environment is there.
+    let python = workspace_root().join(".venv-loadtest/bin/python");
+    if python.exists() {
+        let script = r#"
+import sys, requests
+r = requests.post(sys.argv[1] + "/api/v1/hello", data=b"{" + b" " * 7_000_000 + b"}", timeout=30)
+print(r.status_code, r.json()["message"])
+"#;
+        let out = Command::new(python).args(["-c", script, stack.base()]).output().expect("python");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(text.trim(), "413 Request Entity Too Large", "{text}");
+    }
 }
 
 /// What a client sees of one answer, ids and dates aside: the status, the

@@ -1,8 +1,11 @@
-//! How many CPUs this container may use, from its cgroup's CPU quota.
+//! What this container may use, from its cgroup: CPUs (the quota) and
+//! memory (the limit).
 //!
 //! `available_parallelism` reports the node's CPUs on many container
 //! runtimes; the quota (Kubernetes' CPU limit) is what the pod really gets,
-//! and sizing the pools past it only adds contention.
+//! and sizing the pools past it only adds contention. The memory limit is
+//! what the kernel OOM-kills the pod at, so the bytes requests may hold are
+//! budgeted from it.
 
 use std::num::NonZeroUsize;
 
@@ -36,9 +39,85 @@ fn quota_cpus(quota: i64, period: i64) -> Option<NonZeroUsize> {
     NonZeroUsize::new((quota as u64).div_ceil(period as u64) as usize)
 }
 
+/// The memory limit of this process's cgroup in bytes, if it has one:
+/// cgroup v2's `memory.max` or v1's `memory.limit_in_bytes`, found through
+/// `/proc/self/cgroup`.
+pub fn memory_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    memory_limit_from(&own, |path| std::fs::read_to_string(path).ok())
+}
+
+/// [`memory_limit`] over `/proc/self/cgroup`'s text and a file reader.
+fn memory_limit_from(own: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    for line in own.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let path = path.trim_end_matches('/');
+        let candidates = if id == "0" && controllers.is_empty() {
+            // v2: the process's own cgroup, or the namespace's root, which is
+            // what a container sees at /sys/fs/cgroup.
+            [format!("/sys/fs/cgroup{path}/memory.max"), "/sys/fs/cgroup/memory.max".to_owned()]
+        } else if controllers.split(',').any(|c| c == "memory") {
+            [
+                format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_owned(),
+            ]
+        } else {
+            continue;
+        };
+        for candidate in &candidates {
+            if let Some(text) = read(candidate) {
+                // "max" (v2) or a huge page-rounded number (v1): no limit.
+                return text.trim().parse::<u64>().ok().filter(|&bytes| bytes < 1 << 62);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_limits_of_both_cgroup_versions() {
+        let files = |entries: &'static [(&'static str, &'static str)]| {
+            move |path: &str| entries.iter().find(|(p, _)| *p == path).map(|(_, v)| v.to_string())
+        };
+        let v2 = "0::/kubepods/pod1/ctr\n";
+        assert_eq!(
+            memory_limit_from(
+                v2,
+                files(&[("/sys/fs/cgroup/kubepods/pod1/ctr/memory.max", "134217728\n")])
+            ),
+            Some(134_217_728)
+        );
+        assert_eq!(
+            memory_limit_from("0::/\n", files(&[("/sys/fs/cgroup/memory.max", "67108864")])),
+            Some(67_108_864)
+        );
+        assert_eq!(memory_limit_from(v2, files(&[("/sys/fs/cgroup/memory.max", "max")])), None);
+        let v1 = "12:cpu,cpuacct:/x\n4:memory:/docker/abc\n";
+        assert_eq!(
+            memory_limit_from(
+                v1,
+                files(&[("/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "268435456")])
+            ),
+            Some(268_435_456)
+        );
+        assert_eq!(
+            memory_limit_from(
+                v1,
+                files(&[("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712")])
+            ),
+            None
+        );
+        assert_eq!(memory_limit_from(v1, files(&[])), None);
+    }
 
     #[test]
     fn quota_rounds_up() {

@@ -35,6 +35,21 @@ pub struct Config {
     #[arg(long, env = "KF_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the admin port: `/metrics`, `/healthz`, `/readyz`, for
+    /// Prometheus and the kubelet; not for the internet.
+    #[arg(long, env = "KF_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Most connections open at once; more wait in the kernel's backlog.
+    #[arg(long, env = "KF_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Bytes that requests in flight and in the queue may hold at once
+    /// (e.g. `48Mi`); past it, a 503 [default: a third of the cgroup's
+    /// memory limit, or 256Mi without one].
+    #[arg(long, env = "KF_MEMORY_BUDGET", value_parser = parse_bytes)]
+    pub memory_budget: Option<usize>,
+
     /// Directory holding one `<function>/bootstrap` per function.
     #[arg(long, env = "KF_FUNCTIONS_DIR", default_value = "/opt/kf-api/functions")]
     pub functions_dir: PathBuf,
@@ -130,9 +145,39 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// `1048576`, `512Ki`, `48Mi`, `1Gi` (powers of two, as Kubernetes writes
+/// them), or `64M` (powers of ten).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: usize = number.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let scale: usize = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use Ki, Mi, Gi, K, M or G")),
+    };
+    value.checked_mul(scale).ok_or_else(|| format!("too large: {s:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("48Mi"), Ok(48 << 20));
+        assert_eq!(parse_bytes("2Gi"), Ok(2 << 30));
+        assert_eq!(parse_bytes("64M"), Ok(64_000_000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5Ti").is_err());
+    }
 
     #[test]
     fn durations() {

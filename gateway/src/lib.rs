@@ -15,6 +15,7 @@
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
 
+pub mod budget;
 pub mod cgroup;
 pub mod config;
 pub mod environment;
@@ -27,6 +28,7 @@ pub mod routes;
 pub mod runtime_api;
 pub mod server;
 
+use budget::Budget;
 use config::{Config, Emulator, LogFormat};
 use environment::builtin::Builtin;
 use environment::rie::Rie;
@@ -41,11 +43,12 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Serves `listener` with `config` until `shutdown` resolves, then drains
-/// and stops every environment.
+/// Serves `listener` (and the admin port on `admin`) with `config` until
+/// `shutdown` resolves, then drains and stops every environment.
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    admin: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let reaper = Reaper::start()?;
@@ -65,8 +68,15 @@ pub async fn run(
         let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), envs, config.queue);
         pools.insert(function, Arc::new(pool));
     }
+    let memory_limit = cgroup::memory_limit();
+    let budget =
+        Budget::new(config.memory_budget.unwrap_or_else(|| budget::default_for(memory_limit)));
     tracing::info!(
         listen = %listener.local_addr()?,
+        admin = %admin.local_addr()?,
+        memory_limit,
+        memory_budget = budget.total(),
+        max_connections = config.max_connections,
         emulator = ?config.emulator,
         envs_per_function = envs,
         queue = config.queue,
@@ -81,6 +91,7 @@ pub async fn run(
         config.timeout,
         config.access_log,
         local_port,
+        budget,
     ));
     if config.prewarm {
         // All functions at once, each within the request timeout: a function
@@ -106,7 +117,13 @@ pub async fn run(
         }
     }
     let timing = server::Shutdown { delay: config.shutdown_delay, grace: config.grace };
-    server::run(listener, gateway, shutdown, timing).await;
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), async {
+        let _ = admin_stopped.await;
+    }));
+    server::run(listener, gateway, shutdown, timing, config.max_connections).await;
+    let _ = stop_admin.send(());
+    let _ = admin.await;
     Ok(())
 }
 

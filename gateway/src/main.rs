@@ -44,7 +44,8 @@ fn main() -> ExitCode {
         // nobody handles is dropped.
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        gateway::run(config, listener, shutdown).await
+        let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
+        gateway::run(config, listener, admin, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

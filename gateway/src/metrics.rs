@@ -57,6 +57,9 @@ struct Inner {
     restarts: Family<FunctionReason, Counter>,
     invocations: Family<FunctionStart, Histogram, fn() -> Histogram>,
     max_memory: Family<FunctionLabel, Gauge>,
+    budget_bytes: Gauge,
+    budget_held: Gauge,
+    over_budget: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,8 +123,29 @@ impl Metrics {
             "Highest peak resident memory of a warm environment's processes (Lambda's REPORT Max Memory Used), sampled when scraped",
             max_memory.clone(),
         );
+        let budget_bytes = Gauge::default();
+        let budget_held = Gauge::default();
+        let over_budget = Counter::default();
+        registry.register(
+            "memory_budget_bytes",
+            "Bytes that requests in flight and in the queue may hold at once",
+            budget_bytes.clone(),
+        );
+        registry.register(
+            "memory_budget_held_bytes",
+            "Bytes of the budget held by requests now",
+            budget_held.clone(),
+        );
+        registry.register(
+            "memory_budget_refusals",
+            "Requests turned away with a 503 because the memory budget was full",
+            over_budget.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                budget_bytes,
+                budget_held,
+                over_budget,
                 invocations,
                 max_memory,
                 registry,
@@ -171,6 +195,15 @@ impl Metrics {
     pub(crate) fn max_memory(&self, function: &str, bytes: u64) {
         let gauge = self.inner.max_memory.get_or_create(&label(function));
         gauge.set(gauge.get().max(bytes as i64));
+    }
+
+    pub(crate) fn budget(&self, total: usize, available: usize) {
+        self.inner.budget_bytes.set(total as i64);
+        self.inner.budget_held.set(total.saturating_sub(available) as i64);
+    }
+
+    pub(crate) fn over_budget(&self) {
+        self.inner.over_budget.inc();
     }
 
     pub(crate) fn restart(&self, function: &str, reason: &str) {

@@ -7,15 +7,17 @@
 //! Overload is a 503 with `Retry-After`, a timeout a 504, an environment that
 //! died under the request a 502.
 
+use crate::budget::{self, Budget, Held};
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
 use crate::metrics::Metrics;
 use crate::pool::{InvokeError, Pool};
 use crate::routes::Router;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use shared::models::ErrorMessage;
@@ -28,6 +30,12 @@ use tokio::time::Instant;
 
 /// Lambda's limit on a synchronous invocation's payload.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Most of a refused request's body read and thrown away before answering.
+pub const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+/// Longest a refused request's body is drained before answering.
+pub const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// An event's size besides its body: its head, request context, headers.
+const EVENT_HEAD_BYTES: usize = 8 * 1024;
 /// How long a client may take to send its body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The request id header, set by the request-id layer when the client sent
@@ -48,6 +56,8 @@ pub struct Gateway {
     access_log: bool,
     /// The port clients connect to, for the event's `x-forwarded-port`.
     local_port: u16,
+    /// Bytes that requests may hold at once.
+    budget: Budget,
 }
 
 /// Our own JSON bodies, e.g. `{"status":"ok"}`.
@@ -65,6 +75,7 @@ impl Gateway {
         timeout: Duration,
         access_log: bool,
         local_port: u16,
+        budget: Budget,
     ) -> Gateway {
         Gateway {
             router,
@@ -74,6 +85,7 @@ impl Gateway {
             timeout,
             access_log,
             local_port,
+            budget,
         }
     }
 
@@ -92,6 +104,33 @@ impl Gateway {
         self.pools.values()
     }
 
+    /// `/healthz` (alive), `/readyz` (ready), and `/metrics` (Prometheus),
+    /// the last only on the admin port; anything else is a 404.
+    pub fn own_endpoint(&self, path: &str) -> Response<Full<Bytes>> {
+        match path {
+            "/healthz" => json(StatusCode::OK, &Status { status: "ok" }),
+            "/readyz" if self.ready() => json(StatusCode::OK, &Status { status: "ready" }),
+            "/readyz" => json(StatusCode::SERVICE_UNAVAILABLE, &Status { status: "not ready" }),
+            "/metrics" => {
+                for pool in self.pools.values() {
+                    if let Some(bytes) = pool.max_rss_bytes() {
+                        self.metrics.max_memory(pool.function(), bytes);
+                    }
+                }
+                self.metrics.budget(self.budget.total(), self.budget.available());
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                response
+            }
+            _ => message(StatusCode::NOT_FOUND, "Not Found"),
+        }
+    }
+
     /// Answers one request; never fails.
     pub async fn handle(
         &self,
@@ -108,30 +147,7 @@ impl Gateway {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let (route, function, mut response) = match path.as_str() {
-            "/healthz" => ("/healthz", "", json(StatusCode::OK, &Status { status: "ok" })),
-            "/readyz" => {
-                let (status, text) = if self.ready() {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                };
-                ("/readyz", "", json(status, &Status { status: text }))
-            }
-            "/metrics" => {
-                for pool in self.pools.values() {
-                    if let Some(bytes) = pool.max_rss_bytes() {
-                        self.metrics.max_memory(pool.function(), bytes);
-                    }
-                }
-                let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static(
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    ),
-                );
-                ("/metrics", "", response)
-            }
+            "/healthz" | "/readyz" => (own_route(&path), "", self.own_endpoint(&path)),
             _ => match self.router.find(&path) {
                 None => ("unmatched", "", message(StatusCode::NOT_FOUND, "Not Found")),
                 Some(route) => {
@@ -173,31 +189,38 @@ impl Gateway {
         let Some(pool) = self.pools.get(function).cloned() else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let (parts, body) = request.into_parts();
+        let declared =
+            parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-            return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+            return refuse(too_large(), &parts, body).await;
         }
-        // A place in the pool first: a request that would be turned away is,
-        // before its body is read or held.
+        // A place in the pool and in the memory budget first: a request that
+        // would be turned away is, before its body is read or held.
         let admitted = match pool.admit() {
             Ok(admitted) => admitted,
-            Err(e) => return invoke_error(e, request_id, function),
+            Err(e) => return refuse(invoke_error(e, request_id, function), &parts, body).await,
         };
-        let (parts, body) = request.into_parts();
-        let body =
-            match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect())
-                .await
-            {
-                Err(_) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
-                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                    return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
-                }
-                Ok(Err(_)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
-                Ok(Ok(collected)) => collected.to_bytes(),
-            };
+        let expected = declared.map_or(0, |n| n as usize);
+        let Some(mut held) = self.budget.try_hold(budget::cost(expected)) else {
+            self.metrics.over_budget();
+            return refuse(unavailable(), &parts, body).await;
+        };
+        let body = match tokio::time::timeout(
+            BODY_TIMEOUT,
+            read_body(body, expected, &self.budget, &mut held),
+        )
+        .await
+        {
+            Err(_) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+            Ok(Err(BodyError::TooLarge(rest))) => return refuse(too_large(), &parts, rest).await,
+            Ok(Err(BodyError::OverBudget(rest))) => {
+                self.metrics.over_budget();
+                return refuse(unavailable(), &parts, rest).await;
+            }
+            Ok(Err(BodyError::Broken)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
+            Ok(Ok(body)) => body,
+        };
         let meta = RequestMeta {
             request_id,
             source_ip: remote.ip(),
@@ -208,19 +231,26 @@ impl Gateway {
         let event = event::request_event(&parts, &body, &meta);
         // Only the event travels on: the body and headers are freed now.
         drop((parts, body));
-        let event = match serde_json::to_vec(&event) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                tracing::error!(request_id, error = %e, "event did not serialize");
-                return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-            }
-        };
+        // Sized up front: a Vec that doubles as it grows would hold up to
+        // twice the event while it does.
+        let size = event.body.as_ref().map_or(0, String::len) + EVENT_HEAD_BYTES;
+        let mut buffer = Vec::with_capacity(size);
+        if let Err(e) = serde_json::to_writer(&mut buffer, &event) {
+            tracing::error!(request_id, error = %e, "event did not serialize");
+            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+        drop(event);
+        let event = Bytes::from(buffer);
         let deadline = Instant::now().checked_add(self.timeout).unwrap_or_else(far_future);
         let id = request_id.to_owned();
         // A task of its own, so that a client hanging up does not cut an
         // invocation short (which would cost the environment).
-        let invocation =
-            tokio::spawn(async move { pool.invoke(admitted, &id, event, deadline).await });
+        // The budget is held until the event is gone, even if the client is.
+        let invocation = tokio::spawn(async move {
+            let answer = pool.invoke(admitted, &id, event, deadline).await;
+            drop(held);
+            answer
+        });
         let answer = match invocation.await {
             Ok(answer) => answer,
             Err(e) => {
@@ -253,20 +283,98 @@ impl Gateway {
     }
 }
 
+/// A 503 that says when to try again: the queue or the memory budget is
+/// full, or the gateway is shutting down.
+fn unavailable() -> Response<Full<Bytes>> {
+    let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn too_large() -> Response<Full<Bytes>> {
+    message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    /// Past Lambda's limit; the rest of the body is left to drain.
+    TooLarge(Incoming),
+    /// Past the memory budget (a body without `Content-Length`).
+    OverBudget(Incoming),
+    /// The connection broke or the framing was wrong.
+    Broken,
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], growing `held` past the
+/// `expected` bytes already held as more arrives.
+async fn read_body(
+    mut body: Incoming,
+    expected: usize,
+    budget: &Budget,
+    held: &mut Held,
+) -> Result<Bytes, BodyError> {
+    let mut collected = BytesMut::with_capacity(expected.min(MAX_BODY_BYTES));
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(BodyError::Broken) };
+        let Ok(data) = frame.into_data() else { continue };
+        if collected.len() + data.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge(body));
+        }
+        let beyond = (collected.len() + data.len()).saturating_sub(expected.max(collected.len()));
+        if beyond > 0 && !budget.try_grow(held, budget::cost(beyond) - budget::REQUEST_OVERHEAD) {
+            return Err(BodyError::OverBudget(body));
+        }
+        collected.extend_from_slice(&data);
+    }
+    Ok(collected.freeze())
+}
+
+/// Sends `response` to a request whose body is left unread, the way nginx
+/// does: the rest of the body is read and thrown away first (at most
+/// [`DRAIN_BYTES`], for at most [`DRAIN_TIME`]), so that a client that
+/// sends its whole body before it reads (Python's `requests` and `urllib`
+/// do) gets the answer instead of a reset. A client that asked to be told
+/// first (`Expect: 100-continue`, as curl does for large bodies) has sent
+/// nothing yet and gets the answer at once.
+async fn refuse(
+    response: Response<Full<Bytes>>,
+    parts: &Parts,
+    mut body: Incoming,
+) -> Response<Full<Bytes>> {
+    let waits_for_continue = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue && !body.is_end_stream() {
+        let drained = tokio::time::timeout(DRAIN_TIME, async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > DRAIN_BYTES {
+                    break;
+                }
+            }
+        });
+        let _ = drained.await;
+    }
+    response
+}
+
 /// The response for a request the pool could not run.
 fn invoke_error(error: InvokeError, request_id: &str, function: &str) -> Response<Full<Bytes>> {
     match error {
-        InvokeError::Overloaded(_) | InvokeError::ShuttingDown => {
-            let mut response = message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        InvokeError::Overloaded(_) | InvokeError::ShuttingDown => unavailable(),
         InvokeError::Timeout => message(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
         InvokeError::Environment(e) => {
             tracing::warn!(request_id, function, error = %e, "environment failed");
             message(StatusCode::BAD_GATEWAY, "Bad Gateway")
         }
     }
+}
+
+/// The metrics label of one of the gateway's own endpoints.
+fn own_route(path: &str) -> &'static str {
+    if path == "/healthz" { "/healthz" } else { "/readyz" }
 }
 
 /// A deadline for a timeout too large to add to now: effectively none.

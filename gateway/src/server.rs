@@ -1,4 +1,5 @@
-//! Accepting connections and shutting down gracefully.
+//! Accepting connections (at most so many at once, backing off when accept
+//! fails), the admin port, and shutting down gracefully.
 
 use crate::proxy::{Gateway, REQUEST_ID, message};
 use bytes::Bytes;
@@ -11,9 +12,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -23,12 +26,100 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// A place for one more connection, then the connection.
+async fn accept(
+    listener: &TcpListener,
+    open: &Arc<Semaphore>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    // The semaphore is never closed, so acquiring only waits.
+    let permit = open.clone().acquire_owned().await.map_err(std::io::Error::other)?;
+    let (stream, remote) = listener.accept().await?;
+    Ok((stream, remote, permit))
+}
+
+/// `handler` with the layers every request goes through: a request id
+/// (kept if the client sent one), the same id on the response, and a 500
+/// for a handler that panics.
+pub fn layered<H, F>(
+    handler: H,
+) -> impl tower::Service<
+    Request<Incoming>,
+    Response = Response<
+        impl hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+    >,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .service_fn(move |request| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler(request).await) }
+        })
+}
+
+/// Serves the admin port until `stop` resolves: `/metrics`, `/healthz` and
+/// `/readyz`, for Prometheus and the kubelet. The LoadBalancer's Service
+/// does not expose it.
+pub async fn run_admin(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    stop: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+    let open = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
+    tokio::pin!(stop);
+    loop {
+        let (stream, _, permit) = tokio::select! {
+            accepted = accept(&listener, &open) => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut stop => return,
+        };
+        let gateway = gateway.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let response = gateway.own_endpoint(request.uri().path());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+}
+
+/// What a body's errors are boxed as.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Connections the admin port serves at once (a scraper and probes).
+const ADMIN_CONNECTIONS: usize = 16;
+
 /// What a request whose handler panicked gets (the panic is a bug; the
 /// connection and the process survive it).
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Full<Bytes>> {
     tracing::error!("request handler panicked");
     message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
+
+/// How long accept waits after its first failure (out of file descriptors,
+/// say); each failure in a row doubles it, up to [`MAX_ACCEPT_BACKOFF`].
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest wait between accepts that fail.
+pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Timings of a graceful shutdown.
 #[derive(Debug, Clone, Copy)]
@@ -42,11 +133,14 @@ pub struct Shutdown {
 /// Serves `listener` until `shutdown` resolves, then drains: `/readyz`
 /// fails, new connections are refused after `timing.delay`, in-flight
 /// requests finish (for at most `timing.grace`), and the environments stop.
+/// At most `max_connections` are open at once: past that, new ones wait in
+/// the kernel's backlog, each costing the process nothing.
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
     timing: Shutdown,
+    max_connections: usize,
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
@@ -61,38 +155,45 @@ pub async fn run(
         tokio::time::sleep(timing.delay).await;
     };
     tokio::pin!(drain_started);
+    let open = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                stream.set_nodelay(true).ok();
-                let gateway = gateway.clone();
-                let service = ServiceBuilder::new()
-                    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                    .layer(CatchPanicLayer::custom(panic_response))
-                    .service_fn(move |request: Request<Incoming>| {
-                        let gateway = gateway.clone();
-                        async move { Ok::<Response<Full<Bytes>>, Infallible>(gateway.handle(request, remote).await) }
-                    });
-                let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, %remote, "connection ended with an error");
-                    }
-                });
-            }
+        let accepted = tokio::select! {
+            accepted = accept(&listener, &open) => accepted,
             () = &mut drain_started => break,
-        }
+        };
+        let (stream, remote, permit) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF;
+                accepted
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, longer each
+                // time in a row, and serve on (as tokio's mini-redis does).
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut drain_started => break,
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        stream.set_nodelay(true).ok();
+        let gateway = gateway.clone();
+        let service = layered(move |request: Request<Incoming>| {
+            let gateway = gateway.clone();
+            async move { gateway.handle(request, remote).await }
+        });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            }
+            drop(permit);
+        });
     }
     drop(listener);
     tracing::info!("refusing new connections; finishing in-flight requests");

@@ -166,6 +166,7 @@ fn start_gateway(image: &Path, mode: &str, rie: &str, port: u16, logs: &Path) ->
         .args(["-c", STACK_CPU])
         .arg(image.join("gateway"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
         .arg("--functions-dir")
         .arg(image.join("functions"))
         .args(["--emulator", mode, "--rie", rie]);
