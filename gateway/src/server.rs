@@ -208,3 +208,69 @@ pub async fn run(
     }
     tracing::info!("stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use hyper::client::conn::http1::handshake;
+    use tokio::net::TcpStream;
+
+    /// A handler that panics on `/panic` and takes a while on `/slow`,
+    /// served through the same layers as the gateway's requests.
+    async fn serve(listener: TcpListener, slow_started: Arc<tokio::sync::Notify>) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let started = slow_started.clone();
+            let service = layered(move |request: Request<Incoming>| {
+                let started = started.clone();
+                async move {
+                    match request.uri().path() {
+                        "/panic" => panic!("a bug on a request path"),
+                        "/slow" => {
+                            started.notify_one();
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            message(StatusCode::OK, "done")
+                        }
+                        _ => message(StatusCode::OK, "done"),
+                    }
+                }
+            });
+            tokio::spawn(
+                http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)),
+            );
+        }
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> (StatusCode, String) {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(connection);
+        let request = Request::get(path)
+            .header("host", "test")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request");
+        let response = sender.send_request(request).await.expect("a response");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_request_is_a_500_and_the_others_complete() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let slow_started = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(serve(listener, slow_started.clone()));
+        let slow = tokio::spawn(get(addr, "/slow"));
+        slow_started.notified().await;
+        let (status, body) = get(addr, "/panic").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, r#"{"message":"Internal Server Error"}"#);
+        let (status, body) = slow.await.expect("the slow request");
+        assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"message":"done"}"#));
+        // And the server serves on.
+        assert_eq!(get(addr, "/after").await.0, StatusCode::OK);
+    }
+}
