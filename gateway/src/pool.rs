@@ -277,3 +277,241 @@ impl Pool {
         idle.iter().filter_map(|env| env.max_rss_bytes()).max()
     }
 }
+
+/// The pool's logic over fake environments, on tokio's paused clock: every
+/// duration below is exact, and nothing waits in real time.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::BoxFuture;
+    use std::sync::atomic::AtomicU64;
+
+    /// What a fake environment does with an event: `ok:<ms>` answers after
+    /// that long, `exit` ends the environment with its invocation (as a
+    /// bootstrap that exits), `hang` never answers, `break` fails.
+    #[derive(Debug, Default)]
+    struct Record {
+        started: AtomicUsize,
+        invoked: AtomicUsize,
+        killed: AtomicUsize,
+        stopped: AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct FakeLauncher(Arc<Record>);
+
+    #[derive(Debug)]
+    struct FakeEnv {
+        id: u64,
+        fresh: bool,
+        alive: bool,
+        record: Arc<Record>,
+    }
+
+    static IDS: AtomicU64 = AtomicU64::new(1);
+
+    impl Launcher for FakeLauncher {
+        fn function(&self) -> &str {
+            "fake"
+        }
+        fn can_start(&self) -> bool {
+            true
+        }
+        fn start<'a>(
+            &'a self,
+            _reaper: &'a Reaper,
+            _prewarmed: bool,
+        ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
+            Box::pin(async move {
+                self.0.started.fetch_add(1, Ordering::SeqCst);
+                // A cold start takes 10 ms.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let id = IDS.fetch_add(1, Ordering::Relaxed);
+                let env = FakeEnv { id, fresh: true, alive: true, record: self.0.clone() };
+                Ok(Box::new(env) as Box<dyn Environment>)
+            })
+        }
+    }
+
+    impl Environment for FakeEnv {
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn fresh(&self) -> bool {
+            self.fresh
+        }
+        fn is_alive(&self) -> bool {
+            self.alive
+        }
+        fn warm(&mut self) -> BoxFuture<'_, Result<(), EnvError>> {
+            self.fresh = false;
+            Box::pin(async { Ok(()) })
+        }
+        fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
+            Box::pin(async move {
+                self.record.invoked.fetch_add(1, Ordering::SeqCst);
+                self.fresh = false;
+                let event = String::from_utf8_lossy(&invocation.event).into_owned();
+                match event.split_once(':') {
+                    Some(("ok", ms)) => {
+                        let ms = ms.parse().expect("milliseconds");
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        Ok(Output::Response(Bytes::from(invocation.request_id)))
+                    }
+                    _ if event == "exit" => {
+                        self.alive = false;
+                        Ok(Output::Error {
+                            error_type: "Runtime.ExitError".into(),
+                            payload: Bytes::new(),
+                        })
+                    }
+                    _ if event == "hang" => std::future::pending().await,
+                    _ => Err(EnvError::Died("broken".into())),
+                }
+            })
+        }
+        fn max_rss_bytes(&self) -> Option<u64> {
+            None
+        }
+        fn kill(self: Box<Self>) {
+            self.record.killed.fetch_add(1, Ordering::SeqCst);
+        }
+        fn stop(self: Box<Self>, _grace: Duration) -> BoxFuture<'static, ()> {
+            self.record.stopped.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    fn pool(max_envs: usize, queue: usize) -> (Arc<Pool>, Arc<Record>, Metrics) {
+        let record = Arc::new(Record::default());
+        let metrics = Metrics::new();
+        let launcher = Box::new(FakeLauncher(record.clone()));
+        let pool = Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);
+        (Arc::new(pool), record, metrics)
+    }
+
+    /// Runs `event` as request `id` with `deadline` from now, in a task.
+    fn run(
+        pool: &Arc<Pool>,
+        id: &'static str,
+        event: &'static str,
+        deadline: Duration,
+    ) -> tokio::task::JoinHandle<(Result<Output, InvokeError>, Duration)> {
+        let admitted = pool.admit().expect("admitted");
+        let pool = pool.clone();
+        let start = Instant::now();
+        tokio::spawn(async move {
+            let out = pool.invoke(admitted, id, Bytes::from(event), start + deadline).await;
+            (out, start.elapsed())
+        })
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn ok(id: &str) -> Result<Output, InvokeError> {
+        Ok(Output::Response(Bytes::from(id.to_owned())))
+    }
+
+    fn same(a: &Result<Output, InvokeError>, b: &Result<Output, InvokeError>) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn admits_environments_plus_queue_and_no_more() {
+        let (pool, _, _) = pool(2, 1);
+        let held: Vec<_> = (0..3).map(|_| pool.admit().expect("room")).collect();
+        assert!(matches!(pool.admit(), Err(InvokeError::Overloaded(2))));
+        drop(held);
+        assert!(pool.admit().is_ok(), "room again once requests leave");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_invocation_per_environment_the_rest_wait_in_order() {
+        let (pool, record, _) = pool(1, 8);
+        let first = run(&pool, "a", "ok:100", LONG);
+        tokio::task::yield_now().await;
+        let second = run(&pool, "b", "ok:100", LONG);
+        let (a, took_a) = first.await.expect("a");
+        let (b, took_b) = second.await.expect("b");
+        assert!(same(&a, &ok("a")) && same(&b, &ok("b")), "{a:?} {b:?}");
+        // 10 ms of cold start, then 100 ms each, one after the other.
+        assert_eq!(took_a, Duration::from_millis(110));
+        assert_eq!(took_b, Duration::from_millis(210));
+        assert_eq!(record.started.load(Ordering::SeqCst), 1, "one environment, kept warm");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_waits_past_its_deadline_times_out_without_running() {
+        let (pool, record, _) = pool(1, 8);
+        let busy = run(&pool, "a", "ok:500", LONG);
+        tokio::task::yield_now().await;
+        let waiting = run(&pool, "b", "ok:1", Duration::from_millis(200));
+        let (b, took) = waiting.await.expect("b");
+        assert!(matches!(b, Err(InvokeError::Timeout)), "{b:?}");
+        assert_eq!(took, Duration::from_millis(200));
+        assert!(same(&busy.await.expect("a").0, &ok("a")));
+        assert_eq!(record.invoked.load(Ordering::SeqCst), 1, "b never ran");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_invocation_costs_its_environment() {
+        let (pool, record, metrics) = pool(1, 8);
+        let (out, took) = run(&pool, "a", "hang", Duration::from_millis(300)).await.expect("a");
+        assert!(matches!(out, Err(InvokeError::Timeout)), "{out:?}");
+        assert_eq!(took, Duration::from_millis(300));
+        assert_eq!((record.killed.load(Ordering::SeqCst), pool.live()), (1, 0));
+        let encoded = metrics.encode();
+        assert!(
+            encoded
+                .contains(r#"environment_replacements_total{function="fake",reason="timeout"} 1"#),
+            "{encoded}"
+        );
+        // The next request gets a new environment.
+        assert!(same(&run(&pool, "b", "ok:1", LONG).await.expect("b").0, &ok("b")));
+        assert_eq!(record.started.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_environment_that_ends_or_breaks_is_replaced() {
+        let (pool, record, _) = pool(1, 8);
+        let (out, _) = run(&pool, "a", "exit", LONG).await.expect("a");
+        assert!(matches!(out, Ok(Output::Error { .. })), "{out:?}");
+        let (out, _) = run(&pool, "b", "break", LONG).await.expect("b");
+        assert!(matches!(out, Err(InvokeError::Environment(_))), "{out:?}");
+        assert!(same(&run(&pool, "c", "ok:1", LONG).await.expect("c").0, &ok("c")));
+        assert_eq!(record.started.load(Ordering::SeqCst), 3, "each failure cost its environment");
+        assert_eq!(record.killed.load(Ordering::SeqCst), 2);
+        assert_eq!(pool.live(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_running_invocations_then_stops_environments() {
+        let (pool, record, _) = pool(2, 8);
+        let running = run(&pool, "a", "ok:400", LONG);
+        // A second environment, warm and idle by the time of the shutdown.
+        assert!(same(&run(&pool, "b", "ok:1", LONG).await.expect("b").0, &ok("b")));
+        let start = Instant::now();
+        pool.shutdown(Duration::from_secs(5)).await;
+        // `a` ends at 10 ms (cold start) + 400 ms; the shutdown began when
+        // `b` was done, at 10 + 1 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(399));
+        assert!(same(&running.await.expect("a").0, &ok("a")), "the running one finished");
+        assert_eq!(record.stopped.load(Ordering::SeqCst), 2, "both stopped");
+        assert!(matches!(pool.admit(), Err(InvokeError::ShuttingDown)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_gives_up_on_invocations_after_the_grace() {
+        let (pool, record, _) = pool(1, 8);
+        let running = run(&pool, "a", "hang", LONG);
+        tokio::task::yield_now().await;
+        let start = Instant::now();
+        pool.shutdown(Duration::from_millis(250)).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(250));
+        // The environment still running is not stopped under it; the idle
+        // ones (none here) would be.
+        assert_eq!(record.stopped.load(Ordering::SeqCst), 0);
+        assert!(!running.is_finished());
+        running.abort();
+    }
+}

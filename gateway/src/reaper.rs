@@ -49,6 +49,13 @@ impl Reaper {
         Ok(reaper)
     }
 
+    /// A reaper that reaps nothing, for tests whose environments start no
+    /// process.
+    #[cfg(test)]
+    pub(crate) fn idle() -> Arc<Reaper> {
+        Arc::new(Reaper { waiters: Mutex::new(HashMap::new()) })
+    }
+
     /// Spawns `command`; the receiver turns `Some` when the process ends.
     pub fn spawn(&self, command: &mut Command) -> io::Result<(Pid, watch::Receiver<Exit>)> {
         // Holding the lock across the spawn means a child that exits at once
