@@ -34,6 +34,9 @@ RIE_STAMP   := .tools/rie-$(RIE_VERSION).stamp
 GO          ?= $(shell command -v go || echo /usr/local/go/bin/go)
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH):/usr/sbin
 export AWS_LAMBDA_RIE := $(CURDIR)/$(RIE)
+# Under make, a test whose tool is missing fails; a plain `cargo test` on a
+# fresh clone skips it and says that `make test` installs it.
+export KF_REQUIRE_TOOLS := 1
 
 HOST ?= 127.0.0.1
 # builtin: the gateway serves the Lambda Runtime API itself; rie: through the

@@ -76,6 +76,7 @@ async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
 
 #[test]
 fn recorded_events_get_the_same_output_from_both_kinds() {
+    let Some(rie_path) = e2e::rie() else { return };
     // Built before the reaper starts: it would reap cargo too.
     let bin = e2e::binaries(env!("CARGO_TARGET_TMPDIR"));
     let events = events();
@@ -100,7 +101,7 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
         for function in ["hello", "ping", "docs"] {
             let spec = gateway::function_spec(&config, function);
             let builtin = Builtin::new(spec.clone());
-            let rie = Rie::new(spec, e2e::rie(), Duration::from_secs(30));
+            let rie = Rie::new(spec, rie_path.clone(), Duration::from_secs(30));
             let mut ours = builtin.start(&reaper, false).await.expect("a built-in environment");
             let mut theirs = rie.start(&reaper, false).await.expect("an RIE environment");
             for (name, event) in &events {

@@ -17,11 +17,13 @@ fn every_route_and_error_over_http() {
     let root = workspace_root();
     // CARGO_LAMBDA, else the project's venv that `make test` fills, else PATH.
     let venv = root.join(".venv/bin/cargo-lambda");
-    let mut command = match std::env::var_os("CARGO_LAMBDA") {
-        Some(path) => Command::new(path),
-        None if venv.exists() => Command::new(venv),
-        None => Command::new("cargo-lambda"),
+    let found = match std::env::var_os("CARGO_LAMBDA") {
+        Some(path) => Some(path.into()),
+        None if venv.exists() => Some(venv),
+        None => e2e::on_path("cargo-lambda"),
     };
+    let Some(cargo_lambda) = e2e::tool("cargo-lambda", found) else { return };
+    let mut command = Command::new(cargo_lambda);
     let port = free_port();
     command
         .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1"])
