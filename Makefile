@@ -123,8 +123,13 @@ sam-build: $(TOOLS_OK)
 
 unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target
-	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v 2>&1 \
-	  | tee $(CURDIR)/target/unittest.log
+	@# The load test's own checks, with Locust's environment; then the SAM
+	@# template expanded as CloudFormation would (samtranslator, in the
+	@# tools' environment with aws-sam-cli).
+	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v \
+	  test_locustfile 2>&1 | tee $(CURDIR)/target/unittest.log
+	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template 2>&1 \
+	  | tee -a $(CURDIR)/target/unittest.log
 	cargo test --workspace --locked 2>&1 | tee target/test.log
 	@$(MAKE) --no-print-directory test-summary
 

@@ -291,6 +291,24 @@ fn serves_the_api_and_its_own_endpoints(emulator: Emulator) {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.ends_with(r#"{"message":"Request Entity Too Large"}"#), "{answer}");
 
+    // API Gateway's limit on the request line and header values (10,240
+    // bytes), and one past what the HTTP server itself would read (64 KiB).
+    for size in [10_300, 70_000] {
+        let r = e2e::read(
+            agent.get(format!("{}/ping", stack.base())).header("x-big", "a".repeat(size)).call(),
+        )
+        .expect("an answer");
+        assert_eq!(r.status, 431, "{size}-byte header");
+        if size < 64 * 1024 {
+            assert_eq!(r.json(), json!({"message": "Request Header Fields Too Large"}));
+        }
+    }
+    let r = e2e::read(
+        agent.get(format!("{}/ping", stack.base())).header("x-fits", "a".repeat(9_000)).call(),
+    )
+    .expect("an answer");
+    assert_eq!(r.status, 200, "a 9,000-byte header fits");
+
     // Metrics are for the admin port only: the public one knows no such path.
     let r = get(&agent, stack.base(), "/metrics").expect("metrics on the public port");
     assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})));

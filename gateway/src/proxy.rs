@@ -3,7 +3,8 @@
 //!
 //! Status codes follow API Gateway's HTTP API where it has one: 404
 //! `{"message":"Not Found"}` for no route, 413 past Lambda's 6 MB payload
-//! limit, 500 `{"message":"Internal Server Error"}` when the function fails.
+//! limit, 431 past the HTTP API's 10,240 bytes of request line and header
+//! values, 500 `{"message":"Internal Server Error"}` when the function fails.
 //! Overload is a 503 with `Retry-After`, a timeout a 504, an environment that
 //! died under the request a 502.
 
@@ -30,6 +31,13 @@ use tokio::time::Instant;
 
 /// Lambda's limit on a synchronous invocation's payload.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// The most a request line and its header values may add up to: API
+/// Gateway's HTTP API quota ("Total combined size of request line and
+/// header values: 10240 bytes",
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+/// The pod follows it, rather than the 64 KiB its HTTP server would take, so
+/// that a request the API refuses on AWS is refused here too.
+pub const MAX_HEAD_VALUES_BYTES: usize = 10_240;
 /// Most of a refused request's body read and thrown away before answering.
 pub const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 /// Longest a refused request's body is drained before answering.
@@ -147,6 +155,14 @@ impl Gateway {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let (route, function, mut response) = match path.as_str() {
+            _ if head_size(&request) > MAX_HEAD_VALUES_BYTES => (
+                "unmatched",
+                "",
+                message(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "Request Header Fields Too Large",
+                ),
+            ),
             "/healthz" | "/readyz" => (own_route(&path), "", self.own_endpoint(&path)),
             _ => match self.router.find(&path) {
                 None => ("unmatched", "", message(StatusCode::NOT_FOUND, "Not Found")),
@@ -370,6 +386,14 @@ fn invoke_error(error: InvokeError, request_id: &str, function: &str) -> Respons
             message(StatusCode::BAD_GATEWAY, "Bad Gateway")
         }
     }
+}
+
+/// The size API Gateway counts against [`MAX_HEAD_VALUES_BYTES`]: the
+/// request line (`METHOD target HTTP/1.1`) and every header value.
+fn head_size<B>(request: &Request<B>) -> usize {
+    let target = request.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = request.method().as_str().len() + 1 + target + " HTTP/1.1".len();
+    line + request.headers().values().map(HeaderValue::len).sum::<usize>()
 }
 
 /// The metrics label of one of the gateway's own endpoints.

@@ -37,7 +37,7 @@ impl Router {
         let mut routes: Vec<Route> = Vec::new();
         for r in ROUTES {
             if !routes.iter().any(|known| known.path == r.path) {
-                let key = format!("ANY {}", r.path.replace(CATCH_ALL, "/{file+}"));
+                let key = format!("ANY {}", r.path.replace(CATCH_ALL, "/{proxy+}"));
                 routes.push(Route { path: r.path, function: r.function, key, matcher: *r });
             }
         }
@@ -68,7 +68,7 @@ mod tests {
         assert_eq!(function("/openapi.json"), Some("docs"));
         assert_eq!(function("/docs"), Some("docs"));
         assert_eq!(function("/docs/swagger-ui.css"), Some("docs"));
-        assert_eq!(router.find("/docs/").map(|r| r.key.as_str()), Some("ANY /docs/{file+}"));
+        assert_eq!(router.find("/docs/").map(|r| r.key.as_str()), Some("ANY /docs/{proxy+}"));
         for unknown in ["/", "/nope", "/api/v1/hello/", "/pingx", "/healthz"] {
             assert_eq!(function(unknown), None, "{unknown}");
         }

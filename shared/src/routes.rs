@@ -139,7 +139,8 @@ mod tests {
                 assert_eq!(event["Type"].as_str(), Some("HttpApi"));
                 let properties = &event["Properties"];
                 assert_eq!(properties["Method"].as_str(), Some("ANY"), "{binary}");
-                let path = properties["Path"].as_str().expect("Path").replace("{file+}", "{*file}");
+                let path =
+                    properties["Path"].as_str().expect("Path").replace("{proxy+}", "{*file}");
                 declared.push((path, binary.to_owned()));
             }
         }

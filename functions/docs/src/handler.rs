@@ -45,7 +45,7 @@ impl Docs {
             }
             // The UI's files are linked relative to the page, so the page must
             // be under `/docs/`. `docs/index.html` relative to `/docs` is that
-            // on any stage prefix, and matches a greedy `/docs/{file+}` route
+            // on any stage prefix, and matches the greedy `/docs/{proxy+}` route
             // (which `/docs/` alone, with an empty rest, would not).
             Endpoint::Docs if path == "/docs" => {
                 let mut response = edge::with_body(308, "text/plain", Body::Empty);
