@@ -44,6 +44,23 @@ pub const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// An event's size besides its body: its head, request context, headers.
 const EVENT_HEAD_BYTES: usize = 8 * 1024;
+/// Bodies larger than this have their event's JSON measured before it is
+/// written (a second pass, worth it only where the bytes matter).
+const MEASURE_EVENTS_FROM: usize = 64 * 1024;
+
+/// A writer that only counts what it is given.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 /// How long a client may take to send its body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The request id header, set by the request-id layer when the client sent
@@ -146,7 +163,12 @@ impl Gateway {
         remote: SocketAddr,
     ) -> Response<Full<Bytes>> {
         let start = Instant::now();
-        let request_id = request
+        // The gateway's own id, as API Gateway makes its own: it becomes the
+        // Lambda request id, which the Runtime API puts in paths, so no
+        // client may choose it. The client's `x-request-id` (or the one the
+        // request-id layer made) is kept for the logs and echoed back.
+        let request_id = new_request_id();
+        let client_id = request
             .headers()
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
@@ -155,17 +177,21 @@ impl Gateway {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let (route, function, mut response) = match path.as_str() {
-            _ if head_size(&request) > MAX_HEAD_VALUES_BYTES => (
-                "unmatched",
-                "",
-                message(
+            _ if head_size(&request) > MAX_HEAD_VALUES_BYTES => {
+                let (parts, body) = request.into_parts();
+                let response = message(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "Request Header Fields Too Large",
-                ),
-            ),
+                );
+                ("unmatched", "", refuse(response, &parts, body).await)
+            }
             "/healthz" | "/readyz" => (own_route(&path), "", self.own_endpoint(&path)),
             _ => match self.router.find(&path) {
-                None => ("unmatched", "", message(StatusCode::NOT_FOUND, "Not Found")),
+                None => {
+                    let (parts, body) = request.into_parts();
+                    let response = message(StatusCode::NOT_FOUND, "Not Found");
+                    ("unmatched", "", refuse(response, &parts, body).await)
+                }
                 Some(route) => {
                     let response =
                         self.proxy(route.function, &route.key, request, remote, &request_id).await;
@@ -182,6 +208,7 @@ impl Gateway {
         if self.access_log {
             tracing::info!(
                 request_id,
+                client_request_id = client_id,
                 %method,
                 path,
                 route,
@@ -218,8 +245,14 @@ impl Gateway {
             Err(e) => return refuse(invoke_error(e, request_id, function), &parts, body).await,
         };
         let expected = declared.map_or(0, |n| n as usize);
+        if budget::cost(expected) > self.budget.total() {
+            // It would never fit: waiting and retrying cannot help.
+            drop(admitted);
+            return refuse(too_large(), &parts, body).await;
+        }
         let Some(mut held) = self.budget.try_hold(budget::cost(expected)) else {
             self.metrics.over_budget();
+            drop(admitted);
             return refuse(unavailable(), &parts, body).await;
         };
         let body = match tokio::time::timeout(
@@ -229,9 +262,15 @@ impl Gateway {
         .await
         {
             Err(_) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
-            Ok(Err(BodyError::TooLarge(rest))) => return refuse(too_large(), &parts, rest).await,
+            // The place and the bytes are given back before the rest of the
+            // body is drained.
+            Ok(Err(BodyError::TooLarge(rest))) => {
+                drop((held, admitted));
+                return refuse(too_large(), &parts, rest).await;
+            }
             Ok(Err(BodyError::OverBudget(rest))) => {
                 self.metrics.over_budget();
+                drop((held, admitted));
                 return refuse(unavailable(), &parts, rest).await;
             }
             Ok(Err(BodyError::Broken)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
@@ -247,9 +286,26 @@ impl Gateway {
         let event = event::request_event(&parts, &body, &meta);
         // Only the event travels on: the body and headers are freed now.
         drop((parts, body));
-        // Sized up front: a Vec that doubles as it grows would hold up to
-        // twice the event while it does.
-        let size = event.body.as_ref().map_or(0, String::len) + EVENT_HEAD_BYTES;
+        // The event's JSON can be far larger than its body (a control byte
+        // is written as six), so for a large body it is measured first, the
+        // budget grown to what the text and its JSON hold together, and the
+        // buffer sized exactly: a Vec that doubles as it grows would hold up
+        // to twice the event, and keep that capacity while it queues.
+        let text = event.body.as_ref().map_or(0, String::len);
+        let size = if text > MEASURE_EVENTS_FROM {
+            let mut counted = ByteCount(0);
+            if serde_json::to_writer(&mut counted, &event).is_err() {
+                return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+            counted.0
+        } else {
+            text + EVENT_HEAD_BYTES
+        };
+        let missing = (budget::REQUEST_OVERHEAD + text + size).saturating_sub(held.bytes());
+        if !self.budget.try_grow(&mut held, missing) {
+            self.metrics.over_budget();
+            return unavailable();
+        }
         let mut buffer = Vec::with_capacity(size);
         if let Err(e) = serde_json::to_writer(&mut buffer, &event) {
             tracing::error!(request_id, error = %e, "event did not serialize");
@@ -394,6 +450,22 @@ fn head_size<B>(request: &Request<B>) -> usize {
     let target = request.uri().path_and_query().map_or(1, |p| p.as_str().len());
     let line = request.method().as_str().len() + 1 + target + " HTTP/1.1".len();
     line + request.headers().values().map(HeaderValue::len).sum::<usize>()
+}
+
+/// A fresh request id in the UUID format API Gateway uses (random, not
+/// secret: std's hasher keys are random per `RandomState`).
+fn new_request_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let state = RandomState::new();
+    let (a, b) = (state.hash_one(1u8), state.hash_one(2u8));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48) & 0x3fff,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 /// The metrics label of one of the gateway's own endpoints.

@@ -25,8 +25,9 @@ pub type Exit = Option<String>;
 /// Starts children and reaps all of them.
 #[derive(Debug)]
 pub struct Reaper {
-    /// Who to tell when a child we started ends, by pid.
-    waiters: Mutex<HashMap<i32, watch::Sender<Exit>>>,
+    /// Who to tell when a child we started ends, by pid, and whether it
+    /// leads a process group of its own.
+    waiters: Mutex<HashMap<i32, (watch::Sender<Exit>, bool)>>,
 }
 
 impl Reaper {
@@ -57,7 +58,16 @@ impl Reaper {
     }
 
     /// Spawns `command`; the receiver turns `Some` when the process ends.
-    pub fn spawn(&self, command: &mut Command) -> io::Result<(Pid, watch::Receiver<Exit>)> {
+    ///
+    /// A process that `leads_group` (started with `process_group(0)`) has
+    /// its group killed the moment it is reaped: whatever it started goes
+    /// with it, and later no one signals a group id that the kernel may
+    /// by then have given to another process.
+    pub fn spawn(
+        &self,
+        command: &mut Command,
+        leads_group: bool,
+    ) -> io::Result<(Pid, watch::Receiver<Exit>)> {
         // Holding the lock across the spawn means a child that exits at once
         // is registered before the reaper looks it up.
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
@@ -66,7 +76,7 @@ impl Reaper {
         // std does not reap a dropped `Child`; the reaper does.
         drop(child);
         let (tx, rx) = watch::channel(None);
-        waiters.insert(pid, tx);
+        waiters.insert(pid, (tx, leads_group));
         Ok((Pid::from_raw(pid), rx))
     }
 
@@ -88,7 +98,14 @@ impl Reaper {
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&pid.as_raw());
                     match waiter {
-                        Some(tx) => {
+                        Some((tx, leads_group)) => {
+                            if leads_group {
+                                // Its id stays reserved while members remain.
+                                let _ = nix::sys::signal::killpg(
+                                    pid,
+                                    nix::sys::signal::Signal::SIGKILL,
+                                );
+                            }
                             let _ = tx.send(Some(how));
                         }
                         None => {

@@ -315,7 +315,7 @@ async fn handle(
             let kind = error_type(&request);
             let payload = match read_payload(request).await {
                 Ok(payload) => payload,
-                Err(too_large) => return Ok(too_large),
+                Err(refused) => return Ok(refused.response()),
             };
             shared.phase.send_replace(Phase::Failed(InitError { error_type: kind, payload }));
             accepted()
@@ -416,6 +416,11 @@ async fn finish(
         return refused;
     }
     let payload = read_payload(request).await;
+    if let Err(refused @ Refused::Unreadable) = &payload {
+        // The post broke off: the invocation is still the runtime's to
+        // answer (it may post again), not a failure of the function.
+        return refused.response();
+    }
     let Some((_, reply)) = ({
         let mut state = shared.lock();
         let taken = state.running.take_if(|(running, _)| running.request_id == id);
@@ -438,7 +443,7 @@ async fn finish(
             let _ = reply.send(result);
             accepted()
         }
-        Err(too_large) => {
+        Err(refused) => {
             // Lambda fails the invocation when its response is too large.
             let message = format!(
                 "Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."
@@ -447,7 +452,7 @@ async fn finish(
                 error_type: "Function.ResponseSizeTooLarge".into(),
                 payload: error_payload("Function.ResponseSizeTooLarge", &message),
             });
-            too_large
+            refused.response()
         }
     }
 }
@@ -477,18 +482,36 @@ fn invalid_transition_from(from: &str, to: &str) -> Response<Full<Bytes>> {
     error(StatusCode::FORBIDDEN, "InvalidStateTransition", &message)
 }
 
-/// A request's body, at most [`MAX_PAYLOAD_BYTES`], or the 413 to send.
-async fn read_payload(request: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+/// Why a payload was not taken.
+#[derive(Debug)]
+enum Refused {
+    /// Past [`MAX_PAYLOAD_BYTES`].
+    TooLarge,
+    /// The post broke off or was malformed.
+    Unreadable,
+}
+
+impl Refused {
+    fn response(&self) -> Response<Full<Bytes>> {
+        match self {
+            Refused::TooLarge => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
+            ),
+            Refused::Unreadable => {
+                error(StatusCode::BAD_REQUEST, "InvalidRequest", "The payload could not be read")
+            }
+        }
+    }
+}
+
+/// A request's body, at most [`MAX_PAYLOAD_BYTES`].
+async fn read_payload(request: Request<Incoming>) -> Result<Bytes, Refused> {
     match Limited::new(request.into_body(), MAX_PAYLOAD_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            &format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
-        )),
-        Err(_) => {
-            Err(error(StatusCode::BAD_REQUEST, "InvalidRequest", "The payload could not be read"))
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refused::TooLarge),
+        Err(_) => Err(Refused::Unreadable),
     }
 }
 

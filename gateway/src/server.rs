@@ -23,8 +23,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 /// How long a client may take to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head (request line and headers) accepted.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request head (request line and headers) the HTTP server reads;
+/// past it, hyper's own bare 431. The API's limit is smaller (10,240 bytes of
+/// line and header values, see [`crate::proxy::MAX_HEAD_VALUES_BYTES`]), and
+/// this bound is per connection, so it is kept small: 1024 connections hold
+/// at most 16 MiB of head buffers.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// A place for one more connection, then the connection.
 async fn accept(

@@ -113,7 +113,7 @@ impl BuiltinEnv {
         if let Some(root) = spec.bootstrap.parent() {
             command.current_dir(root);
         }
-        let (pid, exit) = reaper.spawn(&mut command).map_err(|source| EnvError::Spawn {
+        let (pid, exit) = reaper.spawn(&mut command, true).map_err(|source| EnvError::Spawn {
             program: spec.bootstrap.display().to_string(),
             source,
         })?;
@@ -153,14 +153,13 @@ impl BuiltinEnv {
             return;
         }
         self.stopped = true;
+        // Once reaped, the reaper has killed its group already, and the id
+        // may belong to someone else: leave it alone.
         if self.exit.borrow().is_none() {
             // The group first (the bootstrap and anything it started), then
             // the bootstrap itself should it have left the group.
             let _ = killpg(self.pid, Signal::SIGKILL);
             let _ = kill(self.pid, Signal::SIGKILL);
-        } else {
-            // The bootstrap is gone; what it started may not be.
-            let _ = killpg(self.pid, Signal::SIGKILL);
         }
     }
 }

@@ -179,7 +179,7 @@ impl RieEnv {
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        let (pid, exit) = reaper.spawn(&mut command).map_err(|source| EnvError::Spawn {
+        let (pid, exit) = reaper.spawn(&mut command, false).map_err(|source| EnvError::Spawn {
             program: launcher.rie.display().to_string(),
             source,
         })?;
