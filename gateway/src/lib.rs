@@ -102,12 +102,8 @@ pub async fn run(
             .map(|pool| {
                 let timeout = config.timeout;
                 tokio::spawn(async move {
-                    match tokio::time::timeout(timeout, pool.prewarm()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(function = pool.function(), error = %e, "prewarm failed")
-                        }
-                        Err(_) => tracing::error!(function = pool.function(), "prewarm timed out"),
+                    if let Err(e) = pool.prewarm(timeout).await {
+                        tracing::error!(function = pool.function(), error = %e, "prewarm failed");
                     }
                 })
             })

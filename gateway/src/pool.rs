@@ -104,19 +104,29 @@ impl Pool {
     }
 
     /// Starts one environment ahead of traffic, so the first request does
-    /// not pay the cold start.
-    pub async fn prewarm(&self) -> Result<(), EnvError> {
+    /// not pay the cold start; one whose init takes longer than `within` is
+    /// stopped and counted as gone.
+    pub async fn prewarm(&self, within: Duration) -> Result<(), EnvError> {
+        let deadline = Instant::now() + within;
+        let too_slow = || EnvError::Died(format!("init took longer than {within:?}"));
         let _slot = self.slots.acquire().await.map_err(|_| EnvError::Died("pool closed".into()))?;
-        let mut env = self.start_env(true).await?;
-        match env.warm().await {
-            Ok(_) => {
+        let mut env = match tokio::time::timeout_at(deadline, self.start_env(true)).await {
+            Ok(started) => started?,
+            Err(_) => return Err(too_slow()),
+        };
+        match tokio::time::timeout_at(deadline, env.warm()).await {
+            Ok(Ok(())) => {
                 self.metrics.cold_start(self.function());
                 self.release(env);
                 Ok(())
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.discard(env, "died");
                 Err(e)
+            }
+            Err(_) => {
+                self.discard(env, "timeout");
+                Err(too_slow())
             }
         }
     }
@@ -498,6 +508,17 @@ mod tests {
         assert!(same(&running.await.expect("a").0, &ok("a")), "the running one finished");
         assert_eq!(record.stopped.load(Ordering::SeqCst), 2, "both stopped");
         assert!(matches!(pool.admit(), Err(InvokeError::ShuttingDown)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prewarm_that_takes_too_long_is_stopped_and_not_counted() {
+        let (pool, record, metrics) = pool(1, 8);
+        // Starting takes 10 ms; 5 ms is not enough.
+        assert!(pool.prewarm(Duration::from_millis(5)).await.is_err());
+        assert_eq!(pool.live(), 0);
+        assert!(pool.prewarm(Duration::from_millis(50)).await.is_ok());
+        assert_eq!((pool.live(), record.started.load(Ordering::SeqCst)), (1, 2));
+        assert!(metrics.encode().contains(r#"cold_starts_total{function="fake"} 1"#));
     }
 
     #[tokio::test(start_paused = true)]
