@@ -291,20 +291,20 @@ impl Gateway {
         // budget grown to what the text and its JSON hold together, and the
         // buffer sized exactly: a Vec that doubles as it grows would hold up
         // to twice the event, and keep that capacity while it queues.
+        // (A small event fits in the fixed share every request holds.)
         let text = event.body.as_ref().map_or(0, String::len);
-        let size = if text > MEASURE_EVENTS_FROM {
+        let mut size = text + EVENT_HEAD_BYTES;
+        if text > MEASURE_EVENTS_FROM {
             let mut counted = ByteCount(0);
             if serde_json::to_writer(&mut counted, &event).is_err() {
                 return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             }
-            counted.0
-        } else {
-            text + EVENT_HEAD_BYTES
-        };
-        let missing = (budget::REQUEST_OVERHEAD + text + size).saturating_sub(held.bytes());
-        if !self.budget.try_grow(&mut held, missing) {
-            self.metrics.over_budget();
-            return unavailable();
+            size = counted.0;
+            let missing = (budget::REQUEST_OVERHEAD + text + size).saturating_sub(held.bytes());
+            if !self.budget.try_grow(&mut held, missing) {
+                self.metrics.over_budget();
+                return unavailable();
+            }
         }
         let mut buffer = Vec::with_capacity(size);
         if let Err(e) = serde_json::to_writer(&mut buffer, &event) {
