@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some("probe") {
         return probe(args.get(2).map_or("http://127.0.0.1:8080/healthz", String::as_str));
     }
+    keep_big_buffers_out_of_the_heap();
     let config = Config::parse();
     init_tracing(config.log_format);
     let workers = config.workers.unwrap_or_else(|| gateway::cgroup::available_cpus().get()).max(1);
@@ -53,6 +54,21 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "gateway failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Makes glibc give every buffer of 128 KiB or more its own mapping, returned
+/// to the system when freed. By default the threshold rises to the largest
+/// such buffer freed so far, after which request bodies of megabytes come
+/// from the heap and stay resident when freed: the pod's memory would then
+/// be the largest burst ever served, not the requests held now (which the
+/// memory budget bounds).
+fn keep_big_buffers_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in `main`, before any other thread exists;
+    // mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
