@@ -44,7 +44,7 @@ const REMAPPED: [&str; 9] = [
 /// What API Gateway knows about a request besides the request itself.
 #[derive(Debug, Clone)]
 pub struct RequestMeta<'a> {
-    /// The request id, also passed to the RIE as the invocation id.
+    /// The gateway's request id, also the Lambda request id.
     pub request_id: &'a str,
     /// The client's address.
     pub source_ip: IpAddr,

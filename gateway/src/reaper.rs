@@ -1,9 +1,10 @@
 //! Starting child processes and reaping every one of them, as PID 1 must.
 //!
 //! In a container the gateway is PID 1, so every orphan in the container
-//! becomes its child: the RIE starts each function's bootstrap in a process
-//! group of its own, and a bootstrap outlives an RIE that crashes. On a
-//! host the gateway makes itself a child subreaper for the same effect.
+//! becomes its child: each bootstrap runs in a process group of its own
+//! (started by the gateway, or by the RIE, which a bootstrap outlives if the
+//! RIE crashes). On a host the gateway makes itself a child subreaper for
+//! the same effect.
 //! One task waits for `SIGCHLD` and reaps with `waitpid(-1)`; it tells
 //! whoever started a process how it ended. This is why the gateway uses
 //! `std::process` rather than `tokio::process`, which reaps only its own
