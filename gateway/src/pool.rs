@@ -18,6 +18,8 @@
 //! * An environment whose invocation times out, or whose processes die, is
 //!   killed and replaced; only the request it held fails.
 
+#[cfg(test)]
+use crate::environment::Spec;
 use crate::environment::{EnvError, Environment, Invocation, Launcher, Output};
 use crate::metrics::Metrics;
 use crate::reaper::Reaper;
@@ -293,7 +295,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::BoxFuture;
+    use crate::environment::{BoxFuture, Spec};
     use std::sync::atomic::AtomicU64;
 
     /// What a fake environment does with an event: `ok:<ms>` answers after
@@ -308,7 +310,7 @@ mod tests {
     }
 
     #[derive(Debug)]
-    struct FakeLauncher(Arc<Record>);
+    struct FakeLauncher(Arc<Record>, Spec);
 
     #[derive(Debug)]
     struct FakeEnv {
@@ -321,8 +323,8 @@ mod tests {
     static IDS: AtomicU64 = AtomicU64::new(1);
 
     impl Launcher for FakeLauncher {
-        fn function(&self) -> &str {
-            "fake"
+        fn spec(&self) -> &Spec {
+            &self.1
         }
         fn can_start(&self) -> bool {
             true
@@ -395,7 +397,13 @@ mod tests {
     fn pool(max_envs: usize, queue: usize) -> (Arc<Pool>, Arc<Record>, Metrics) {
         let record = Arc::new(Record::default());
         let metrics = Metrics::new();
-        let launcher = Box::new(FakeLauncher(record.clone()));
+        let spec = Spec {
+            function: Arc::from("fake"),
+            bootstrap: "/nonexistent/bootstrap".into(),
+            vars: Vec::new(),
+            arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
+        };
+        let launcher = Box::new(FakeLauncher(record.clone(), spec));
         let pool = Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);
         (Arc::new(pool), record, metrics)
     }

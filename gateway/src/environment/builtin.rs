@@ -39,12 +39,8 @@ impl Builtin {
 }
 
 impl Launcher for Builtin {
-    fn function(&self) -> &str {
-        &self.spec.function
-    }
-
-    fn can_start(&self) -> bool {
-        self.spec.bootstrap.is_file()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     fn start<'a>(

@@ -82,10 +82,16 @@ pub enum EnvError {
 
 /// Starts the environments of one function.
 pub trait Launcher: Send + Sync + Debug {
+    /// How its environments start.
+    fn spec(&self) -> &Spec;
     /// The function's name.
-    fn function(&self) -> &str;
+    fn function(&self) -> &str {
+        &self.spec().function
+    }
     /// Whether an environment can be started at all (its bootstrap exists).
-    fn can_start(&self) -> bool;
+    fn can_start(&self) -> bool {
+        self.spec().bootstrap.is_file()
+    }
     /// Starts one environment. `prewarmed` ones are started ahead of
     /// traffic (Lambda's provisioned concurrency).
     fn start<'a>(

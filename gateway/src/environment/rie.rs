@@ -63,12 +63,8 @@ impl Rie {
 }
 
 impl Launcher for Rie {
-    fn function(&self) -> &str {
-        &self.spec.function
-    }
-
-    fn can_start(&self) -> bool {
-        self.spec.bootstrap.is_file()
+    fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     fn start<'a>(
