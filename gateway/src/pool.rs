@@ -18,8 +18,6 @@
 //! * An environment whose invocation times out, or whose processes die, is
 //!   killed and replaced; only the request it held fails.
 
-#[cfg(test)]
-use crate::environment::Spec;
 use crate::environment::{EnvError, Environment, Invocation, Launcher, Output};
 use crate::metrics::Metrics;
 use crate::reaper::Reaper;
