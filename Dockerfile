@@ -54,13 +54,20 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --zigbuild --target "$(cat /target)" --recipe-path recipe.json
 COPY . .
 # The layout the gateway expects, and that `make stage` and the tests lay out
-# on the host: /opt/kf-api/gateway and /opt/kf-api/functions/<name>/bootstrap.
-RUN cargo zigbuild --release --locked --target "$(cat /target)" -p gateway -p hello -p ping -p docs \
+# on the host: /opt/kf-api/gateway, /opt/kf-api/template.yaml (which names the
+# functions, their routes and limits) and /opt/kf-api/functions/<name>/bootstrap
+# for every function crate under functions/ (a test keeps them equal to the
+# template's functions).
+RUN cargo zigbuild --release --locked --target "$(cat /target)" --bins --workspace --exclude e2e \
  && triple="$(cut -d. -f1 /target)" \
  && mkdir -p /out/functions \
  && cp "target/$triple/release/gateway" /out/gateway \
- && for f in hello ping docs; do \
-      mkdir -p "/out/functions/$f" && cp "target/$triple/release/$f" "/out/functions/$f/bootstrap"; \
+ && cp template.yaml /out/template.yaml \
+ && for dir in functions/*/; do \
+      f="$(basename "$dir")"; \
+      if [ -f "target/$triple/release/$f" ]; then \
+        mkdir -p "/out/functions/$f" && cp "target/$triple/release/$f" "/out/functions/$f/bootstrap"; \
+      fi; \
     done
 
 # Amazon's Lambda base image: the Lambda runtime environment. The same image
@@ -77,6 +84,7 @@ COPY --from=rie --chmod=0555 /out/aws-lambda-rie /opt/kf-api/aws-lambda-rie
 ENV KF_LISTEN=0.0.0.0:8080 \
     KF_ADMIN_LISTEN=0.0.0.0:9090 \
     KF_FUNCTIONS_DIR=/opt/kf-api/functions \
+    KF_TEMPLATE=/opt/kf-api/template.yaml \
     KF_EMULATOR=builtin \
     KF_RIE=/opt/kf-api/aws-lambda-rie
 # Not root; the filesystem can be read-only (nothing is written outside /tmp).

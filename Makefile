@@ -80,18 +80,27 @@ tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK) $(LOADTEST_OK)
 
 run: stage $(if $(filter rie,$(EMULATOR)),$(RIE_STAMP))
 	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --admin-listen $(HOST):$(ADMIN_PORT) \
-	  --functions-dir $(IMAGE_DIR)/functions --emulator $(EMULATOR) --rie $(RIE) --log-format text
+	  --template $(IMAGE_DIR)/template.yaml --functions-dir $(IMAGE_DIR)/functions \
+	  --emulator $(EMULATOR) --rie $(RIE) --log-format text --function-log-format text
 
 watch: $(TOOLS_OK)
 	cargo lambda watch --invoke-address $(HOST) --invoke-port $(WATCH_PORT)
 
-# What the Dockerfile copies into the image, from native release binaries.
+# What the Dockerfile copies into the image, from native release binaries:
+# the gateway, the template, and every function crate's binary (the list of
+# functions is the workspace's functions/*, which a test keeps equal to the
+# template's).
 stage:
-	cargo build --release --locked -p gateway -p hello -p ping -p docs
+	cargo build --release --locked --bins --workspace --exclude e2e
+	rm -rf $(IMAGE_DIR)/functions
 	mkdir -p $(IMAGE_DIR)/functions
 	cp target/release/gateway $(IMAGE_DIR)/gateway
-	for f in hello ping docs; do \
-	  mkdir -p $(IMAGE_DIR)/functions/$$f && cp target/release/$$f $(IMAGE_DIR)/functions/$$f/bootstrap; \
+	cp template.yaml $(IMAGE_DIR)/template.yaml
+	for dir in functions/*/; do \
+	  f=$$(basename $$dir); \
+	  if [ -f target/release/$$f ]; then \
+	    mkdir -p $(IMAGE_DIR)/functions/$$f && cp target/release/$$f $(IMAGE_DIR)/functions/$$f/bootstrap; \
+	  fi; \
 	done
 
 test: lint validate unit
@@ -107,7 +116,7 @@ validate: $(TOOLS_OK) $(CHECKOV_OK)
 	cfn-lint template.yaml
 	hadolint Dockerfile
 	mkdir -p target/k8s
-	for overlay in minikube gke; do \
+	for overlay in minikube gke per-function; do \
 	  kubectl kustomize k8s/overlays/$$overlay > target/k8s/$$overlay.yaml; \
 	  for version in $(K8S_VERSIONS); do \
 	    kubernetes-validate --strict --quiet -k $$version target/k8s/$$overlay.yaml; \
@@ -163,8 +172,9 @@ loadtest: stage $(RIE_STAMP) $(LOADTEST_OK)
 	python3 tools/results.py record loadtest target/loadtest/summary.json
 	python3 tools/results.py render
 
+# Every function crate (the gateway and the tests are not Lambda functions).
 build: $(TOOLS_OK)
-	cargo lambda build --release --arm64 --locked -p hello -p ping -p docs
+	cargo lambda build --release --arm64 --locked --workspace --exclude gateway --exclude e2e
 
 clean:
 	cargo clean

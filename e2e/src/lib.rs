@@ -19,15 +19,29 @@ pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the e2e crate is in the workspace")
 }
 
-/// The gateway's and the functions' binaries, built once per test process
-/// with the test's own profile; `target_tmpdir` is the test's
-/// `CARGO_TARGET_TMPDIR`, inside the target directory.
+/// The project's SAM template, which configures both deployments.
+pub fn template_path() -> PathBuf {
+    workspace_root().join("template.yaml")
+}
+
+/// The functions of the project's template, in its order: the one list of
+/// functions every test takes.
+pub fn functions() -> Vec<String> {
+    let template = gateway::template::load(&template_path(), &[], "us-east-1")
+        .unwrap_or_else(|e| panic!("template.yaml: {e}"));
+    template.functions.into_iter().map(|f| f.name).collect()
+}
+
+/// The gateway's and every function's binaries (the workspace's, built as
+/// the Dockerfile builds them), once per test process with the test's own
+/// profile; `target_tmpdir` is the test's `CARGO_TARGET_TMPDIR`, inside the
+/// target directory.
 pub fn binaries(target_tmpdir: &'static str) -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let release = !cfg!(debug_assertions);
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--bins", "-p", "gateway", "-p", "hello", "-p", "ping", "-p", "docs"]);
+        cargo.args(["build", "--bins", "--workspace", "--exclude", "e2e"]);
         if release {
             cargo.arg("--release");
         }

@@ -86,10 +86,12 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
     runtime.block_on(async {
         let reaper = Reaper::start().expect("reaper");
         let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-environments");
-        for function in ["hello", "ping", "docs"] {
-            let dir = image.join("functions").join(function);
+        let template = gateway::template::load(&e2e::template_path(), &[], "us-east-1")
+            .expect("template.yaml");
+        for function in &template.functions {
+            let dir = image.join("functions").join(&function.name);
             std::fs::create_dir_all(&dir).expect("image dir");
-            std::fs::copy(bin.join(function), dir.join("bootstrap")).expect("copy bootstrap");
+            std::fs::copy(bin.join(&function.name), dir.join("bootstrap")).expect("copy bootstrap");
         }
         let functions_dir = image.join("functions");
         let config = Config::try_parse_from([
@@ -98,10 +100,11 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
             functions_dir.to_str().expect("a UTF-8 path"),
         ])
         .expect("config");
-        for function in ["hello", "ping", "docs"] {
+        for function in &template.functions {
             let spec = gateway::function_spec(&config, function);
+            let function = &function.name;
             let builtin = Builtin::new(spec.clone());
-            let rie = Rie::new(spec, rie_path.clone(), Duration::from_secs(30));
+            let rie = Rie::new(spec, rie_path.clone());
             let mut ours = builtin.start(&reaper, false).await.expect("a built-in environment");
             let mut theirs = rie.start(&reaper, false).await.expect("an RIE environment");
             for (name, event) in &events {

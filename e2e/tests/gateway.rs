@@ -45,13 +45,25 @@ impl Emulator {
     }
 }
 
+/// The template's throttling lifted: most tests load the gateway, not the
+/// throttle (which has a test of its own).
+const UNTHROTTLED: &[&str] = &["ThrottlingRateLimit=1000000", "ThrottlingBurstLimit=1000000"];
+
 /// How to start a stack.
 struct Options<'a> {
     name: &'a str,
     emulator: Emulator,
     envs: usize,
     queue: usize,
-    timeout: &'a str,
+    /// Changes to the project's template, each `(from, to)` text that must
+    /// be there: e.g. a shorter `Timeout`.
+    edits: &'a [(&'a str, &'a str)],
+    /// Resources added to the template (e.g. a test-only function).
+    extra: &'a str,
+    /// The template's parameters (`--parameter-overrides`).
+    overrides: &'a [&'a str],
+    /// More arguments for the gateway.
+    args: &'a [&'a str],
     /// Functions replaced by a test runtime from `fixtures/runtimes`.
     replace: &'a [(&'a str, &'a str)],
     vars: &'a [(&'a str, &'a str)],
@@ -67,7 +79,10 @@ impl Default for Options<'_> {
             emulator: Emulator::Builtin,
             envs: 2,
             queue: 128,
-            timeout: "30s",
+            edits: &[],
+            extra: "",
+            overrides: UNTHROTTLED,
+            args: &[],
             replace: &[],
             vars: &[],
             prewarm: false,
@@ -135,8 +150,26 @@ impl Stack {
             options.emulator.flag()
         ));
         let _ = std::fs::remove_dir_all(&image);
+        std::fs::create_dir_all(&image).expect("image dir");
+        // The project's template, as the image holds it, with the test's
+        // changes.
+        let mut template =
+            std::fs::read_to_string(e2e::template_path()).expect("read template.yaml");
+        for (from, to) in options.edits {
+            assert!(template.contains(from), "template.yaml has no {from:?} to change");
+            template = template.replacen(from, to, 1);
+        }
+        if !options.extra.is_empty() {
+            template =
+                template.replacen("\nOutputs:\n", &format!("\n{}\nOutputs:\n", options.extra), 1);
+        }
+        std::fs::write(image.join("template.yaml"), &template).expect("write the template");
+        let overrides: Vec<String> = options.overrides.iter().map(|o| o.to_string()).collect();
+        let functions = gateway::template::parse(&template, &overrides, "us-east-1")
+            .unwrap_or_else(|e| panic!("the test's template: {e}"))
+            .functions;
         // The layout the Dockerfile copies into the image.
-        for function in ["hello", "ping", "docs"] {
+        for function in functions.iter().map(|f| f.name.as_str()) {
             let dir = image.join("functions").join(function);
             std::fs::create_dir_all(&dir).expect("image dir");
             let source = match options.replace.iter().find(|(f, _)| *f == function) {
@@ -165,11 +198,13 @@ impl Stack {
             .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
             // Relative, as `make run` passes it: the gateway must not depend
             // on the directory a bootstrap runs in.
-            .args(["--functions-dir", "functions"])
+            .args(["--functions-dir", "functions", "--template", "template.yaml"])
             .current_dir(&image)
             .args(["--emulator", options.emulator.flag()])
             .args(["--envs", &options.envs.to_string(), "--queue", &options.queue.to_string()])
-            .args(["--timeout", options.timeout, "--grace", "10s"])
+            .args(["--grace", "10s"])
+            .args(options.args)
+            .envs([("KF_PARAMETER_OVERRIDES", options.overrides.join(" "))])
             .args(["--prewarm", if options.prewarm { "true" } else { "false" }])
             .envs(options.vars.iter().copied());
         if options.emulator == Emulator::Rie {
@@ -333,8 +368,8 @@ fn serves_the_api_and_its_own_endpoints(emulator: Emulator) {
     let metrics = stack.metrics();
     for line in [
         r#"kf_gateway_memory_budget_bytes "#,
-        r#"kf_gateway_requests_total{route="/api/v1/hello",status="200"}"#,
-        r#"kf_gateway_requests_total{route="/api/v1/hello",status="422"}"#,
+        r#"kf_gateway_requests_total{route="ANY /api/v1/hello",status="200"}"#,
+        r#"kf_gateway_requests_total{route="ANY /api/v1/hello",status="422"}"#,
         r#"kf_gateway_requests_total{route="unmatched",status="404"}"#,
         r#"kf_gateway_cold_starts_total{function="hello"} 1"#,
         r#"kf_gateway_environments{function="hello"} 1"#,
@@ -459,12 +494,15 @@ fn a_killed_function_costs_only_its_request(emulator: Emulator) {
     assert_eq!((r.status, &r.json()["largest_prime_factor"]), (200, &json!(3)));
 }
 
-fn a_slow_function_times_out_and_a_failing_one_is_a_500(emulator: Emulator) {
+/// hello's `Timeout` in template.yaml, and a shorter one for the tests.
+const HELLO_TIMEOUT: (&str, &str) = ("      Timeout: 10\n", "      Timeout: 1\n");
+
+fn a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500(emulator: Emulator) {
     let _serial = one_at_a_time();
     let stack = Stack::start(Options {
         name: "slow",
         emulator,
-        timeout: "300ms",
+        edits: &[HELLO_TIMEOUT],
         replace: &[("hello", "slow.sh"), ("ping", "failing.sh")],
         vars: &[("SLOW_SECONDS", "5")],
         ..Options::default()
@@ -473,8 +511,10 @@ fn a_slow_function_times_out_and_a_failing_one_is_a_500(emulator: Emulator) {
     let started = Instant::now();
     let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("slow");
     let took = started.elapsed();
-    assert_eq!((r.status, r.json()), (504, json!({"message": "Gateway Timeout"})));
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+    // On AWS, a function that times out is a function error, which the
+    // HTTP API answers with its 500.
+    assert_eq!((r.status, r.json()), (500, json!({"message": "Internal Server Error"})));
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(3), "took {took:?}");
     let metrics = stack.metrics();
     assert!(
         metrics.contains(
@@ -489,10 +529,77 @@ fn a_slow_function_times_out_and_a_failing_one_is_a_500(emulator: Emulator) {
         assert!(Instant::now() < deadline, "left running: {:?}", processes_mentioning(&hello));
         thread::sleep(Duration::from_millis(20));
     }
+    assert!(stack.server.log_text().contains("Task timed out after 1.00 seconds"));
 
     let r = get(&agent, stack.base(), "/ping").expect("failing");
     assert_eq!((r.status, r.json()), (500, json!({"message": "Internal Server Error"})));
     assert!(stack.server.log_text().contains("this function always fails"));
+}
+
+fn an_integration_timeout_is_a_503_and_the_function_runs_on(emulator: Emulator) {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "integration",
+        emulator,
+        edits: &[(
+            "            Path: /api/v1/hello\n",
+            "            Path: /api/v1/hello\n            TimeoutInMillis: 300\n",
+        )],
+        replace: &[("hello", "slow.sh")],
+        vars: &[("SLOW_SECONDS", "3")],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let started = Instant::now();
+    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("slow");
+    let took = started.elapsed();
+    assert_eq!((r.status, r.json()), (503, json!({"message": "Service Unavailable"})));
+    assert_eq!(r.retry_after, None, "trying again will not make the function faster");
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "took {took:?}");
+    // As on Lambda, the invocation runs on to its end (3 s, within hello's
+    // Timeout of 10 s), and its environment is kept.
+    let metrics = stack.metrics();
+    assert!(metrics.contains(r#"kf_gateway_environments_busy{function="hello"} 1"#), "{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stack.metrics().contains(r#"kf_gateway_environments_busy{function="hello"} 0"#) {
+        assert!(Instant::now() < deadline, "the invocation never ended");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = stack.metrics();
+    assert!(!metrics.contains("reason=\"timeout\""), "{metrics}");
+    assert!(metrics.contains(r#"kf_gateway_environments{function="hello"} 1"#), "{metrics}");
+}
+
+fn a_burst_over_the_routes_throttling_gets_429s(emulator: Emulator) {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "throttle",
+        emulator,
+        // Through the template's parameters, as `sam deploy` takes them.
+        overrides: &["ThrottlingBurstLimit=5", "ThrottlingRateLimit=1"],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let started = Instant::now();
+    let replies: Vec<Reply> =
+        (0..20).map(|_| get(&agent, stack.base(), "/ping").expect("ping")).collect();
+    let seconds = started.elapsed().as_secs_f64();
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let throttled: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
+    // The burst of 5, and one more a second the requests took.
+    assert!(ok >= 5 && ok as f64 <= 5.0 + seconds.ceil(), "{ok} of 20 in {seconds:.2} s");
+    assert_eq!(ok + throttled.len(), 20);
+    assert_eq!(throttled[0].json(), json!({"message": "Too Many Requests"}));
+    // The first five passed; throttling started after them.
+    assert!(replies[..5].iter().all(|r| r.status == 200));
+    // Each route has its own bucket.
+    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("hello");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let metrics = stack.metrics();
+    assert!(
+        metrics.contains(r#"kf_gateway_requests_total{route="ANY /ping",status="429"}"#),
+        "{metrics}"
+    );
 }
 
 fn sigterm_lets_in_flight_requests_finish_and_exits_0(emulator: Emulator) {
@@ -605,7 +712,9 @@ in_both_modes!(
     sixty_four_clients_for_ten_seconds_crash_nothing,
     overload_is_a_503_with_retry_after,
     a_killed_function_costs_only_its_request,
-    a_slow_function_times_out_and_a_failing_one_is_a_500,
+    a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500,
+    an_integration_timeout_is_a_503_and_the_function_runs_on,
+    a_burst_over_the_routes_throttling_gets_429s,
     sigterm_lets_in_flight_requests_finish_and_exits_0,
     a_short_locust_session_has_no_failed_request,
     prewarm_starts_every_function_before_traffic,
@@ -841,8 +950,9 @@ fn conformance_builtin_answers_as_the_rie_does() {
     }
     let _serial = one_at_a_time();
     let agent = agent(Duration::from_secs(30));
-    fn start(name: &str, emulator: Emulator, replace: &[(&str, &str)], timeout: &str) -> Stack {
-        Stack::start(Options { name, emulator, replace, timeout, ..Options::default() })
+    fn start(name: &str, emulator: Emulator, replace: &[(&str, &str)], short: bool) -> Stack {
+        let edits: &[(&str, &str)] = if short { &[HELLO_TIMEOUT] } else { &[] };
+        Stack::start(Options { name, emulator, replace, edits, ..Options::default() })
     }
 
     let api: Vec<(&str, &str, &str)> = vec![
@@ -871,8 +981,8 @@ fn conformance_builtin_answers_as_the_rie_does() {
         ("GET", "/docs/", ""),
         ("GET", "/docs/swagger-ui.css", ""),
     ];
-    let builtin = start("conf-api", Emulator::Builtin, &[][..], "30s");
-    let rie = start("conf-api", Emulator::Rie, &[][..], "30s");
+    let builtin = start("conf-api", Emulator::Builtin, &[][..], false);
+    let rie = start("conf-api", Emulator::Rie, &[][..], false);
     for request in &api {
         let (ours, theirs) =
             (seen(&agent, builtin.base(), *request), seen(&agent, rie.base(), *request));
@@ -883,18 +993,20 @@ fn conformance_builtin_answers_as_the_rie_does() {
     // Each way a function can fail, twice in a row: the second request
     // finds the failed environment replaced, not stuck.
     let hello = ("POST", "/api/v1/hello", "{}");
-    for (runtime, timeout, status) in [
-        ("failing.sh", "30s", 500),
-        ("init-error.sh", "30s", 500),
-        ("exit-at-start.sh", "30s", 500),
-        ("exit-mid-invoke.sh", "30s", 500),
-        ("big-response.sh", "30s", 500),
-        ("never-polls.sh", "1s", 504),
-        ("slow.sh", "1s", 504),
+    // (A function that never polls, or answers too late, runs into its
+    // Timeout, shortened to 1 s.)
+    for (runtime, short, status) in [
+        ("failing.sh", false, 500),
+        ("init-error.sh", false, 500),
+        ("exit-at-start.sh", false, 500),
+        ("exit-mid-invoke.sh", false, 500),
+        ("big-response.sh", false, 500),
+        ("never-polls.sh", true, 500),
+        ("slow.sh", true, 500),
     ] {
         let replace = [("hello", runtime)];
-        let builtin = start("conf-fail", Emulator::Builtin, &replace[..], timeout);
-        let rie = start("conf-fail", Emulator::Rie, &replace[..], timeout);
+        let builtin = start("conf-fail", Emulator::Builtin, &replace[..], short);
+        let rie = start("conf-fail", Emulator::Rie, &replace[..], short);
         for attempt in 1..=2 {
             let ours = seen(&agent, builtin.base(), hello);
             let theirs = seen(&agent, rie.base(), hello);
@@ -908,4 +1020,113 @@ fn conformance_builtin_answers_as_the_rie_does() {
         let r = get(&agent, builtin.base(), "/ping").expect("ping");
         assert_eq!(r.status, 200, "{runtime}");
     }
+}
+
+/// A test-only function, added to the template as a user adds one: its
+/// route, variables, memory size and timeout come from the template alone.
+const EXTRA_FUNCTION: &str = r#"  EchoFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: echo
+    Properties:
+      MemorySize: 256
+      Environment:
+        Variables:
+          GREETING: hello-from-the-template
+      Events:
+        Item:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref HttpApi
+            Method: GET
+            Path: /items/{id}
+"#;
+
+/// Adding a function is a binary and a template entry: the unchanged
+/// gateway serves it, with the event API Gateway would send.
+#[test]
+fn an_extra_function_in_the_template_is_served_by_the_unchanged_gateway() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "extra",
+        extra: EXTRA_FUNCTION,
+        replace: &[("echo", "echo.sh")],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let mut response =
+        agent.get(format!("{}/items/42?x=1", stack.base())).call().expect("the extra function");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-greeting"], "hello-from-the-template");
+    assert_eq!(response.headers()["x-memory"], "256");
+    let event: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    assert_eq!(event["routeKey"], "GET /items/{id}");
+    assert_eq!(event["pathParameters"], json!({"id": "42"}));
+    assert_eq!(event["rawPath"], "/items/42");
+    assert_eq!(event["queryStringParameters"], json!({"x": "1"}));
+    // Its route is GET only: another method has no route, as on AWS.
+    let r = post(&agent, stack.base(), "/items/42", "{}").expect("post");
+    assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})));
+    // The project's functions are served as before.
+    check_api(stack.base());
+}
+
+/// `--functions` makes a pod serve some functions only (one Deployment per
+/// function); the others' routes are 404s, and their environments never
+/// start.
+#[test]
+fn a_pod_can_serve_a_subset_of_the_functions() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "subset",
+        args: &["--functions", "ping"],
+        prewarm: true,
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    assert_eq!(get(&agent, stack.base(), "/ping").expect("ping").status, 200);
+    for (path, body) in [("/api/v1/hello", "{}"), ("/docs/", "")] {
+        let r = post(&agent, stack.base(), path, body).expect(path);
+        assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})), "{path}");
+    }
+    let running: Vec<_> = stack.processes().into_iter().map(|(_, cmd)| cmd).collect();
+    assert!(running.iter().any(|c| c.contains("functions/ping/")), "{running:?}");
+    assert!(!running.iter().any(|c| c.contains("functions/hello/")), "{running:?}");
+    let metrics = stack.metrics();
+    assert!(!metrics.contains(r#"function="hello""#), "{metrics}");
+}
+
+/// The gateway refuses to start on a template it cannot honour, or on a
+/// function the template does not have, and says what is wrong.
+#[test]
+fn a_template_it_cannot_honour_stops_the_start_with_the_key_and_line() {
+    let bin = binaries();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-template");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let template = std::fs::read_to_string(e2e::template_path()).expect("template.yaml");
+    let bad = template.replacen("      Timeout: 10\n", "      Timeout: 10\n      Layers: [x]\n", 1);
+    let line = bad.lines().position(|l| l.contains("Layers")).expect("added") + 1;
+    std::fs::write(dir.join("template.yaml"), &bad).expect("write");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin.join("gateway"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run the gateway");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, log) = run(&["--template", "template.yaml"]);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(
+        log.contains(&format!("template line {line}: HelloFunction.Properties.Layers")),
+        "{log}"
+    );
+    std::fs::write(dir.join("template.yaml"), &template).expect("write");
+    let (code, log) = run(&["--template", "template.yaml", "--functions", "pong"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains(r#"no function \"pong\" (it has hello, ping, docs)"#), "{log}");
 }

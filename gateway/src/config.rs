@@ -50,6 +50,22 @@ pub struct Config {
     #[arg(long, env = "KF_MEMORY_BUDGET", value_parser = parse_bytes)]
     pub memory_budget: Option<usize>,
 
+    /// The SAM template that configures the functions, their routes and
+    /// limits, as on AWS (see the README for the keys it honours).
+    #[arg(long, env = "KF_TEMPLATE", default_value = "/opt/kf-api/template.yaml")]
+    pub template: PathBuf,
+
+    /// The template's parameters, as `sam deploy` takes them: `Name=Value`,
+    /// several separated by spaces or given more than once.
+    #[arg(long, env = "KF_PARAMETER_OVERRIDES", num_args = 1.., value_delimiter = ' ')]
+    pub parameter_overrides: Vec<String>,
+
+    /// Serve only these functions (by name, comma-separated), so that each
+    /// can have its own Deployment and scale on its own; the other
+    /// functions' routes are 404s here [default: all of them].
+    #[arg(long, env = "KF_FUNCTIONS", value_delimiter = ',')]
+    pub functions: Vec<String>,
+
     /// Directory holding one `<function>/bootstrap` per function.
     #[arg(long, env = "KF_FUNCTIONS_DIR", default_value = "/opt/kf-api/functions")]
     pub functions_dir: PathBuf,
@@ -71,13 +87,10 @@ pub struct Config {
 
     /// Requests that may wait per function when every environment is busy;
     /// more get 503 with Retry-After. Enough for the tutorial's 250 users on
-    /// one function; `--timeout` bounds how long any of them waits.
+    /// one function; the route's integration timeout bounds how long any of
+    /// them waits.
     #[arg(long, env = "KF_QUEUE", default_value_t = 1024)]
     pub queue: usize,
-
-    /// Longest a request may take, waiting included (API Gateway's is 30 s).
-    #[arg(long, env = "KF_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
 
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "KF_GRACE", default_value = "20s", value_parser = parse_duration)]
@@ -103,24 +116,25 @@ pub struct Config {
     #[arg(long, env = "KF_ACCESS_LOG", default_value_t = false, action = clap::ArgAction::Set)]
     pub access_log: bool,
 
-    /// The functions' memory size in MB, as they are told it
-    /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`); the pod's limits bound it.
-    #[arg(long, env = "KF_MEMORY_SIZE", default_value_t = 128)]
-    pub memory_size: u32,
-
     /// The AWS region the functions are told they run in.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
 
-    /// The functions' log level (`AWS_LAMBDA_LOG_LEVEL`, as the template's
-    /// `ApplicationLogLevel` sets it on AWS).
-    #[arg(long, env = "KF_FUNCTION_LOG_LEVEL", default_value = "INFO")]
-    pub function_log_level: String,
-
-    /// Log format of the gateway and of the functions
-    /// (`AWS_LAMBDA_LOG_FORMAT`); the functions' own lines pass through.
+    /// The gateway's log format.
     #[arg(long, env = "KF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+
+    /// The functions' log format (`AWS_LAMBDA_LOG_FORMAT`) for every
+    /// function, instead of each one's `LoggingConfig.LogFormat` (e.g.
+    /// `text` in a terminal).
+    #[arg(long, env = "KF_FUNCTION_LOG_FORMAT", value_enum)]
+    pub function_log_format: Option<LogFormat>,
+
+    /// The functions' log level (`AWS_LAMBDA_LOG_LEVEL`, JSON logs only)
+    /// for every function, instead of each one's
+    /// `LoggingConfig.ApplicationLogLevel`.
+    #[arg(long, env = "KF_FUNCTION_LOG_LEVEL")]
+    pub function_log_level: Option<String>,
 }
 
 impl Config {
@@ -190,10 +204,26 @@ mod tests {
     }
 
     #[test]
+    fn lists_parse() {
+        let config = Config::try_parse_from([
+            "gateway",
+            "--functions",
+            "hello,ping",
+            "--parameter-overrides",
+            "A=1 B=2",
+            "--parameter-overrides",
+            "C=3",
+        ])
+        .expect("lists");
+        assert_eq!(config.functions, ["hello", "ping"]);
+        assert_eq!(config.parameter_overrides, ["A=1", "B=2", "C=3"]);
+    }
+
+    #[test]
     fn defaults_parse() {
         let config = Config::try_parse_from(["gateway"]).expect("defaults");
         assert_eq!(config.listen.port(), 8080);
-        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert!(config.functions.is_empty() && config.parameter_overrides.is_empty());
         assert!(!config.access_log);
         assert_eq!(config.emulator, Emulator::Builtin);
     }

@@ -52,6 +52,8 @@ pub struct RequestMeta<'a> {
     pub local_port: u16,
     /// The matched route, e.g. `ANY /api/v1/hello`.
     pub route_key: &'a str,
+    /// The route's path variables and what they matched.
+    pub path_parameters: &'a [(String, String)],
     /// When the request arrived.
     pub time: SystemTime,
 }
@@ -135,6 +137,7 @@ pub fn request_event(
     event.route_key = Some(meta.route_key.to_owned());
     event.raw_path = Some(path);
     event.raw_query_string = Some(raw_query.to_owned());
+    event.path_parameters = meta.path_parameters.iter().cloned().collect();
     event.cookies = (!cookies.is_empty()).then_some(cookies);
     event.headers = headers;
     event.query_string_parameters = query_map(raw_query);
@@ -349,6 +352,7 @@ mod tests {
             source_ip: "127.0.0.1".parse().expect("ip"),
             local_port: 8080,
             route_key: "ANY /api/v1/hello",
+            path_parameters: &[],
             time: UNIX_EPOCH + std::time::Duration::from_millis(1_796_006_599_123),
         }
     }

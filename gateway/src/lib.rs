@@ -10,7 +10,10 @@
 //! it) and back.
 //!
 //! * [`config`]: flags and environment variables.
-//! * [`routes`]: path to function, from the project's one route table.
+//! * [`template`]: the SAM template read into plain data: functions,
+//!   routes, timeouts, variables, limits.
+//! * [`routes`]: method and path to function, as API Gateway chooses.
+//! * [`throttle`]: the HTTP API's route throttling, a token bucket a route.
 //! * [`reaper`]: starting children and reaping all of them (PID 1 duty).
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
@@ -27,6 +30,8 @@ pub mod reaper;
 pub mod routes;
 pub mod runtime_api;
 pub mod server;
+pub mod template;
+pub mod throttle;
 
 use budget::Budget;
 use config::{Config, Emulator, LogFormat};
@@ -41,32 +46,56 @@ use routes::Router;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use template::{Function, Template};
 use tokio::net::TcpListener;
 
-/// Serves `listener` (and the admin port on `admin`) with `config` until
-/// `shutdown` resolves, then drains and stops every environment.
+/// Lambda's limit on a function's init phase: a prewarmed environment that
+/// takes longer is given up.
+pub const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("--functions: the template has no function {0:?} (it has {1})")]
+    UnknownFunction(String, String),
+}
+
+/// Serves the functions of `template` on `listener` (and the admin port on
+/// `admin`) with `config` until `shutdown` resolves, then drains and stops
+/// every environment.
 pub async fn run(
     config: Config,
+    template: Template,
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) -> Result<(), StartError> {
+    let names: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
+    if let Some(unknown) = config.functions.iter().find(|f| !names.contains(&f.as_str())) {
+        return Err(StartError::UnknownFunction(unknown.clone(), names.join(", ")));
+    }
+    let serves =
+        |name: &str| config.functions.is_empty() || config.functions.iter().any(|f| f == name);
     let reaper = Reaper::start()?;
     let metrics = Metrics::new();
-    let router = Router::new();
+    let router = Router::new(&template.routes, serves);
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
     let mut pools = HashMap::new();
-    for function in router.functions() {
+    for function in template.functions.iter().filter(|f| serves(&f.name)) {
         let spec = function_spec(&config, function);
         if !spec.bootstrap.is_file() {
-            tracing::error!(function, bootstrap = %spec.bootstrap.display(), "function bootstrap missing");
+            tracing::error!(function = function.name, bootstrap = %spec.bootstrap.display(), "function bootstrap missing");
         }
         let launcher: Box<dyn Launcher> = match config.emulator {
             Emulator::Builtin => Box::new(Builtin::new(spec)),
-            Emulator::Rie => Box::new(Rie::new(spec, config.rie.clone(), config.timeout)),
+            Emulator::Rie => Box::new(Rie::new(spec, config.rie.clone())),
         };
-        let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), envs, config.queue);
-        pools.insert(function, Arc::new(pool));
+        // ReservedConcurrentExecutions caps the function's environments.
+        let max_envs = function.reserved_concurrency.map_or(envs, |n| n.min(envs));
+        let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue);
+        pools.insert(Arc::<str>::from(function.name.as_str()), Arc::new(pool));
     }
     let memory_limit = cgroup::memory_limit();
     let budget =
@@ -80,7 +109,8 @@ pub async fn run(
         emulator = ?config.emulator,
         envs_per_function = envs,
         queue = config.queue,
-        timeout_ms = config.timeout.as_millis() as u64,
+        functions = ?pools.keys().collect::<Vec<_>>(),
+        throttle = ?template.throttle,
         "gateway starting"
     );
     let local_port = listener.local_addr()?.port();
@@ -88,21 +118,20 @@ pub async fn run(
         router,
         pools,
         metrics,
-        config.timeout,
+        template.throttle,
         config.access_log,
         local_port,
         budget,
     ));
     if config.prewarm {
-        // All functions at once, each within the request timeout: a function
+        // All functions at once, each within Lambda's init limit: a function
         // that hangs in its init must not hold up the others or the start.
         let warming: Vec<_> = gateway
             .pools()
             .cloned()
             .map(|pool| {
-                let timeout = config.timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = pool.prewarm(timeout).await {
+                    if let Err(e) = pool.prewarm(INIT_TIMEOUT).await {
                         tracing::error!(function = pool.function(), error = %e, "prewarm failed");
                     }
                 })
@@ -125,25 +154,30 @@ pub async fn run(
 
 /// How to start `function`'s environments: its bootstrap, and the
 /// environment variables Lambda gives a custom runtime
-/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>).
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>)
+/// after the template's own `Environment.Variables`.
 /// Each environment adds its own `AWS_LAMBDA_RUNTIME_API`,
 /// `AWS_LAMBDA_LOG_STREAM_NAME` and `AWS_LAMBDA_INITIALIZATION_TYPE`.
-pub fn function_spec(config: &Config, function: &str) -> Spec {
+pub fn function_spec(config: &Config, function: &Function) -> Spec {
+    let name = function.name.as_str();
     // Absolute: the bootstrap starts in its own directory, where a relative
     // path would no longer lead to it.
-    let bootstrap = config.bootstrap(function);
+    let bootstrap = config.bootstrap(name);
     let bootstrap = std::path::absolute(&bootstrap).unwrap_or(bootstrap);
     let task_root = bootstrap.parent().map(|p| p.display().to_string()).unwrap_or_default();
-    let log_format = match config.log_format {
-        LogFormat::Json => "JSON",
-        LogFormat::Text => "Text",
+    // Lambda's default format is Text.
+    let json = match config.function_log_format {
+        Some(format) => format == LogFormat::Json,
+        None => function.log_format.as_deref() == Some("JSON"),
     };
-    let mut vars = vec![
-        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
+    let mut vars: Vec<(String, String)> =
+        function.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let lambda = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_size.to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}")),
-        ("AWS_LAMBDA_LOG_FORMAT", log_format.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", function.memory_size.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_FORMAT", if json { "JSON" } else { "Text" }.to_owned()),
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),
         // A custom runtime's handler is its executable.
@@ -153,18 +187,22 @@ pub fn function_spec(config: &Config, function: &str) -> Spec {
         ("LANG", "en_US.UTF-8".to_owned()),
         ("TZ", ":UTC".to_owned()),
     ];
+    vars.extend(lambda.into_iter().map(|(k, v)| (k.to_owned(), v)));
     // Lambda sets the level only for JSON logs (advanced logging controls).
-    if config.log_format == LogFormat::Json {
-        vars.push(("AWS_LAMBDA_LOG_LEVEL", config.function_log_level.clone()));
+    if json {
+        let level = config
+            .function_log_level
+            .clone()
+            .or_else(|| function.log_level.clone())
+            .unwrap_or_else(|| "INFO".to_owned());
+        vars.push(("AWS_LAMBDA_LOG_LEVEL".to_owned(), level));
     }
     Spec {
-        function: Arc::from(function),
-        arn: Arc::from(format!(
-            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{function}",
-            config.region
-        )),
+        function: Arc::from(name),
+        arn: Arc::from(format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}", config.region)),
         bootstrap,
-        vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        vars,
+        timeout: function.timeout,
     }
 }
 

@@ -23,6 +23,18 @@ fn main() -> ExitCode {
     keep_big_buffers_out_of_the_heap();
     let config = Config::parse();
     init_tracing(config.log_format);
+    // The template first: a key it cannot honour stops the start, naming it.
+    let template = match gateway::template::load(
+        &config.template,
+        &config.parameter_overrides,
+        &config.region,
+    ) {
+        Ok(template) => template,
+        Err(e) => {
+            tracing::error!(error = %e, "the template cannot configure the gateway");
+            return ExitCode::from(2);
+        }
+    };
     let workers = config.workers.unwrap_or_else(|| gateway::cgroup::available_cpus().get()).max(1);
     // One CPU: one thread does it all, with no hand-offs between threads
     // (a pod limited to one CPU, or the bench's pinned core).
@@ -46,7 +58,7 @@ fn main() -> ExitCode {
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
-        gateway::run(config, listener, admin, shutdown).await
+        gateway::run(config, template, listener, admin, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the gateway, served on `/metrics`.
 //!
-//! Counters are by route and status; the histogram is by route; the pool
+//! Counters are by route (API Gateway's route key, e.g. `ANY /ping`, or
+//! `unmatched`) and status; the histogram is by route; the pool
 //! gauges (waiting requests, busy and live environments) and counters (cold
 //! starts, replaced environments) are by function.
 

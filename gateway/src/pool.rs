@@ -39,7 +39,8 @@ pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 pub enum InvokeError {
     #[error("all {0} environments are busy and the queue is full")]
     Overloaded(usize),
-    #[error("timed out")]
+    /// It waited past its integration's deadline without running.
+    #[error("no environment before the integration's deadline")]
     Timeout,
     #[error(transparent)]
     Environment(#[from] EnvError),
@@ -142,6 +143,13 @@ impl Pool {
 
     /// Runs one invocation of `event` on an environment of its own.
     ///
+    /// A request waits for an environment (and its cold start) until
+    /// `wait_until`, the integration's deadline: past it, nobody is waiting
+    /// for the answer any more, and it gives up without running. Once it
+    /// runs, the function has its own `Timeout` (the Spec's), as on Lambda:
+    /// an invocation past it is stopped, its environment replaced, and the
+    /// result is Lambda's `Sandbox.Timedout` function error.
+    ///
     /// Runs to completion once started: call it from a spawned task, so that
     /// a client that goes away does not cancel an invocation half-way and
     /// cost an environment.
@@ -150,11 +158,11 @@ impl Pool {
         _admitted: Admission,
         request_id: &str,
         event: Bytes,
-        deadline: Instant,
+        wait_until: Instant,
     ) -> Result<Output, InvokeError> {
         let function = self.function();
         self.metrics.queue_add(function, 1);
-        let slot = tokio::time::timeout_at(deadline, self.slots.acquire()).await;
+        let slot = tokio::time::timeout_at(wait_until, self.slots.acquire()).await;
         self.metrics.queue_add(function, -1);
         let _slot = match slot {
             Err(_) => return Err(InvokeError::Timeout),
@@ -163,20 +171,22 @@ impl Pool {
         };
         let mut env = match self.take_idle() {
             Some(env) => env,
-            // A cold start counts against the request's deadline too.
-            None => match tokio::time::timeout_at(deadline, self.start_env(false)).await {
+            // A cold start counts against the request's wait too.
+            None => match tokio::time::timeout_at(wait_until, self.start_env(false)).await {
                 Ok(started) => started?,
                 Err(_) => return Err(InvokeError::Timeout),
             },
         };
         let cold = env.fresh();
+        let timeout = self.launcher.spec().timeout;
+        let started = Instant::now();
+        let deadline = started.checked_add(timeout).unwrap_or(started + Duration::from_secs(900));
         let invocation = Invocation {
             request_id: request_id.to_owned(),
             event,
-            deadline: SystemTime::now() + deadline.saturating_duration_since(Instant::now()),
+            deadline: SystemTime::now() + timeout,
         };
         self.metrics.busy_add(function, 1);
-        let started = Instant::now();
         let result = tokio::time::timeout_at(deadline, env.invoke(invocation)).await;
         self.metrics.busy_add(function, -1);
         match result {
@@ -202,15 +212,16 @@ impl Pool {
             }
             Err(_) => {
                 // The environment is still running the invocation: kill it,
-                // and start afresh next time.
+                // and start afresh next time, as Lambda does.
                 tracing::warn!(
                     function,
                     env = env.id(),
                     request_id,
+                    timeout_ms = timeout.as_millis() as u64,
                     "invocation timed out; replacing its environment"
                 );
                 self.discard(env, "timeout");
-                Err(InvokeError::Timeout)
+                Ok(timed_out(request_id, timeout))
             }
         }
     }
@@ -285,6 +296,21 @@ impl Pool {
     pub fn max_rss_bytes(&self) -> Option<u64> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.iter().filter_map(|env| env.max_rss_bytes()).max()
+    }
+}
+
+/// Lambda's function error for an invocation stopped at its timeout.
+fn timed_out(request_id: &str, timeout: Duration) -> Output {
+    let payload = serde_json::json!({
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": format!(
+            "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+            timeout.as_secs_f64()
+        ),
+    });
+    Output::Error {
+        error_type: "Sandbox.Timedout".to_owned(),
+        payload: Bytes::from(payload.to_string()),
     }
 }
 
@@ -393,6 +419,14 @@ mod tests {
     }
 
     fn pool(max_envs: usize, queue: usize) -> (Arc<Pool>, Arc<Record>, Metrics) {
+        pool_with_timeout(max_envs, queue, LONG)
+    }
+
+    fn pool_with_timeout(
+        max_envs: usize,
+        queue: usize,
+        timeout: Duration,
+    ) -> (Arc<Pool>, Arc<Record>, Metrics) {
         let record = Arc::new(Record::default());
         let metrics = Metrics::new();
         let spec = Spec {
@@ -400,24 +434,26 @@ mod tests {
             bootstrap: "/nonexistent/bootstrap".into(),
             vars: Vec::new(),
             arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
+            timeout,
         };
         let launcher = Box::new(FakeLauncher(record.clone(), spec));
         let pool = Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);
         (Arc::new(pool), record, metrics)
     }
 
-    /// Runs `event` as request `id` with `deadline` from now, in a task.
+    /// Runs `event` as request `id`, waiting for an environment at most
+    /// `wait` from now, in a task.
     fn run(
         pool: &Arc<Pool>,
         id: &'static str,
         event: &'static str,
-        deadline: Duration,
+        wait: Duration,
     ) -> tokio::task::JoinHandle<(Result<Output, InvokeError>, Duration)> {
         let admitted = pool.admit().expect("admitted");
         let pool = pool.clone();
         let start = Instant::now();
         tokio::spawn(async move {
-            let out = pool.invoke(admitted, id, Bytes::from(event), start + deadline).await;
+            let out = pool.invoke(admitted, id, Bytes::from(event), start + wait).await;
             (out, start.elapsed())
         })
     }
@@ -457,7 +493,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_that_waits_past_its_deadline_times_out_without_running() {
+    async fn a_request_that_waits_past_its_integrations_deadline_gives_up_without_running() {
         let (pool, record, _) = pool(1, 8);
         let busy = run(&pool, "a", "ok:500", LONG);
         tokio::task::yield_now().await;
@@ -470,11 +506,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_timed_out_invocation_costs_its_environment() {
-        let (pool, record, metrics) = pool(1, 8);
-        let (out, took) = run(&pool, "a", "hang", Duration::from_millis(300)).await.expect("a");
-        assert!(matches!(out, Err(InvokeError::Timeout)), "{out:?}");
-        assert_eq!(took, Duration::from_millis(300));
+    async fn an_invocation_past_the_functions_timeout_is_a_function_error_and_costs_its_environment()
+     {
+        let (pool, record, metrics) = pool_with_timeout(1, 8, Duration::from_millis(300));
+        // The integration would wait longer: the function's own timeout ends it.
+        let (out, took) = run(&pool, "a", "hang", LONG).await.expect("a");
+        let Ok(Output::Error { error_type, payload }) = out else { panic!("{out:?}") };
+        assert_eq!(error_type, "Sandbox.Timedout");
+        assert!(String::from_utf8_lossy(&payload).contains("Task timed out after 0.30 seconds"));
+        // 10 ms of cold start, then 300 ms of the function's time.
+        assert_eq!(took, Duration::from_millis(310));
         assert_eq!((record.killed.load(Ordering::SeqCst), pool.live()), (1, 0));
         let encoded = metrics.encode();
         assert!(

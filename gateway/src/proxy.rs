@@ -4,16 +4,20 @@
 //! Status codes follow API Gateway's HTTP API where it has one: 404
 //! `{"message":"Not Found"}` for no route, 413 past Lambda's 6 MB payload
 //! limit, 431 past the HTTP API's 10,240 bytes of request line and header
-//! values, 500 `{"message":"Internal Server Error"}` when the function fails.
-//! Overload is a 503 with `Retry-After`, a timeout a 504, an environment that
-//! died under the request a 502.
+//! values, 429 `{"message":"Too Many Requests"}` past the route's throttling,
+//! 500 `{"message":"Internal Server Error"}` when the function fails or runs
+//! past its `Timeout`, 503 `{"message":"Service Unavailable"}` when the
+//! integration's timeout passes first. Overload is a 503 with `Retry-After`,
+//! an environment that died under the request a 502.
 
 use crate::budget::{self, Budget, Held};
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
 use crate::metrics::Metrics;
 use crate::pool::{InvokeError, Pool};
-use crate::routes::Router;
+use crate::routes::{Match, Router};
+use crate::template::Throttle;
+use crate::throttle::TokenBucket;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
@@ -21,7 +25,6 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HeaderName, HeaderValu
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
-use shared::models::ErrorMessage;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,16 +76,24 @@ pub const APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requesti
 #[derive(Debug)]
 pub struct Gateway {
     router: Router,
-    pools: HashMap<&'static str, Arc<Pool>>,
+    pools: HashMap<Arc<str>, Arc<Pool>>,
+    /// One bucket per route of `router`, in its order, when the template
+    /// throttles.
+    buckets: Vec<TokenBucket>,
     metrics: Metrics,
     /// Set on SIGTERM: `/readyz` fails so that traffic moves elsewhere.
     draining: AtomicBool,
-    timeout: Duration,
     access_log: bool,
     /// The port clients connect to, for the event's `x-forwarded-port`.
     local_port: u16,
     /// Bytes that requests may hold at once.
     budget: Budget,
+}
+
+/// API Gateway's error body, `{"message": "Not Found"}`.
+#[derive(Serialize)]
+struct ErrorMessage {
+    message: String,
 }
 
 /// Our own JSON bodies, e.g. `{"status":"ok"}`.
@@ -92,22 +103,28 @@ struct Status<'a> {
 }
 
 impl Gateway {
-    /// A gateway over `pools`, one per function of `router`.
+    /// A gateway over `pools`, one per function of `router`, each route
+    /// limited by `throttle` if set.
     pub fn new(
         router: Router,
-        pools: HashMap<&'static str, Arc<Pool>>,
+        pools: HashMap<Arc<str>, Arc<Pool>>,
         metrics: Metrics,
-        timeout: Duration,
+        throttle: Option<Throttle>,
         access_log: bool,
         local_port: u16,
         budget: Budget,
     ) -> Gateway {
+        let now = Instant::now();
+        let buckets = match throttle {
+            Some(limits) => router.routes().iter().map(|_| TokenBucket::new(limits, now)).collect(),
+            None => Vec::new(),
+        };
         Gateway {
             router,
             pools,
+            buckets,
             metrics,
             draining: AtomicBool::new(false),
-            timeout,
             access_log,
             local_port,
             budget,
@@ -176,7 +193,7 @@ impl Gateway {
             .to_owned();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let (route, function, mut response) = match path.as_str() {
+        let (route, function, mut response): (&str, &str, _) = match path.as_str() {
             _ if head_size(&request) > MAX_HEAD_VALUES_BYTES => {
                 let (parts, body) = request.into_parts();
                 let response = message(
@@ -186,16 +203,22 @@ impl Gateway {
                 ("unmatched", "", refuse(response, &parts, body).await)
             }
             "/healthz" | "/readyz" => (own_route(&path), "", self.own_endpoint(&path)),
-            _ => match self.router.find(&path) {
+            _ => match self.router.find(&method, &path) {
                 None => {
                     let (parts, body) = request.into_parts();
                     let response = message(StatusCode::NOT_FOUND, "Not Found");
                     ("unmatched", "", refuse(response, &parts, body).await)
                 }
-                Some(route) => {
-                    let response =
-                        self.proxy(route.function, &route.key, request, remote, &request_id).await;
-                    (route.path, route.function, response)
+                Some(found)
+                    if self.buckets.get(found.index).is_some_and(|b| !b.try_take(start)) =>
+                {
+                    let (parts, body) = request.into_parts();
+                    let response = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+                    (&found.route.key, &found.route.function, refuse(response, &parts, body).await)
+                }
+                Some(found) => {
+                    let response = self.proxy(&found, start, request, remote, &request_id).await;
+                    (&found.route.key, &found.route.function, response)
                 }
             },
         };
@@ -223,12 +246,13 @@ impl Gateway {
 
     async fn proxy(
         &self,
-        function: &'static str,
-        route_key: &str,
+        found: &Match<'_>,
+        start: Instant,
         request: Request<Incoming>,
         remote: SocketAddr,
         request_id: &str,
     ) -> Response<Full<Bytes>> {
+        let function = &*found.route.function;
         let Some(pool) = self.pools.get(function).cloned() else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
@@ -280,7 +304,8 @@ impl Gateway {
             request_id,
             source_ip: remote.ip(),
             local_port: self.local_port,
-            route_key,
+            route_key: &found.route.key,
+            path_parameters: &found.parameters,
             time: SystemTime::now(),
         };
         let event = event::request_event(&parts, &body, &meta);
@@ -313,19 +338,25 @@ impl Gateway {
         }
         drop(event);
         let event = Bytes::from(buffer);
-        let deadline = Instant::now().checked_add(self.timeout).unwrap_or_else(far_future);
+        // The integration's deadline counts from the request's arrival, as
+        // API Gateway's does.
+        let deadline =
+            start.checked_add(found.route.integration_timeout).unwrap_or_else(far_future);
         let id = request_id.to_owned();
         // A task of its own, so that a client hanging up does not cut an
-        // invocation short (which would cost the environment).
-        // The budget is held until the event is gone, even if the client is.
+        // invocation short (which would cost the environment), and so that
+        // an invocation outliving its integration's deadline runs on to its
+        // own end, as on Lambda. The budget is held until the event is gone,
+        // even if the client is.
         let invocation = tokio::spawn(async move {
             let answer = pool.invoke(admitted, &id, event, deadline).await;
             drop(held);
             answer
         });
-        let answer = match invocation.await {
-            Ok(answer) => answer,
-            Err(e) => {
+        let answer = match tokio::time::timeout_at(deadline, invocation).await {
+            Err(_) => return integration_timeout(),
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
                 tracing::error!(request_id, error = %e, "invocation task failed");
                 return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             }
@@ -340,7 +371,10 @@ impl Gateway {
             },
             Ok(Output::Error { error_type, payload }) => {
                 // The function failed (it reported an error, its runtime
-                // exited or failed to start): the HTTP API's 500.
+                // exited or failed to start, or it ran past its Timeout and
+                // was stopped): the HTTP API's 500, as AWS documents for a
+                // Lambda integration's errors
+                // (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-lambda.html>).
                 tracing::warn!(
                     request_id,
                     function,
@@ -432,11 +466,22 @@ async fn refuse(
     response
 }
 
+/// The integration's timeout passed before the function answered (it may
+/// still be running, to its own `Timeout`). AWS documents the HTTP API's 30 s
+/// limit (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>,
+/// "Maximum integration timeout") but not the status; an HTTP API answers it
+/// with 503 `{"message":"Service Unavailable"}` (a REST API's
+/// `INTEGRATION_TIMEOUT` would be a 504). No `Retry-After`: trying again
+/// will not make the function faster.
+fn integration_timeout() -> Response<Full<Bytes>> {
+    message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+}
+
 /// The response for a request the pool could not run.
 fn invoke_error(error: InvokeError, request_id: &str, function: &str) -> Response<Full<Bytes>> {
     match error {
         InvokeError::Overloaded(_) | InvokeError::ShuttingDown => unavailable(),
-        InvokeError::Timeout => message(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
+        InvokeError::Timeout => integration_timeout(),
         InvokeError::Environment(e) => {
             tracing::warn!(request_id, function, error = %e, "environment failed");
             message(StatusCode::BAD_GATEWAY, "Bad Gateway")

@@ -3,7 +3,8 @@
 //! One table for every place that routes: each function checks it to answer
 //! 404 and 405 itself (a function behind an ALB or a Function URL sees every
 //! path), and tests keep `cargo lambda watch`'s router (the workspace
-//! `Cargo.toml`) and the deployment files equal to it.
+//! `Cargo.toml`) and the SAM template's routes (`e2e/tests/one_list.rs`)
+//! equal to it.
 
 use crate::error::ApiError;
 
@@ -117,39 +118,6 @@ mod tests {
         ] {
             assert_eq!(resolve(function, "GET", path).unwrap_err().status(), 404, "{path}");
         }
-    }
-
-    /// The SAM template's HTTP API routes (what API Gateway routes on AWS)
-    /// are exactly this table's paths, each to the same function, for every
-    /// method.
-    #[test]
-    fn sam_template_routes_are_this_table() {
-        use yaml_rust2::YamlLoader;
-        let text = include_str!("../../template.yaml");
-        let docs = YamlLoader::load_from_str(text).expect("template.yaml parses");
-        let resources = docs[0]["Resources"].as_hash().expect("Resources");
-        let mut declared = Vec::new();
-        for resource in resources.values() {
-            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-                continue;
-            }
-            let binary =
-                resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
-            for event in resource["Properties"]["Events"].as_hash().expect("Events").values() {
-                assert_eq!(event["Type"].as_str(), Some("HttpApi"));
-                let properties = &event["Properties"];
-                assert_eq!(properties["Method"].as_str(), Some("ANY"), "{binary}");
-                let path =
-                    properties["Path"].as_str().expect("Path").replace("{proxy+}", "{*file}");
-                declared.push((path, binary.to_owned()));
-            }
-        }
-        let mut expected: Vec<(String, String)> =
-            ROUTES.iter().map(|r| (r.path.to_owned(), r.function.to_owned())).collect();
-        expected.dedup();
-        declared.sort();
-        expected.sort();
-        assert_eq!(declared, expected);
     }
 
     #[test]

@@ -162,8 +162,13 @@ class ExpandedTemplate(unittest.TestCase):
         props = stage["Properties"]
         self.assertEqual(props["StageName"], "$default")
         self.assertTrue(props["AutoDeploy"])
+        # The parameters (which the gateway reads too), with their defaults.
         self.assertEqual(props["DefaultRouteSettings"],
-                         {"ThrottlingBurstLimit": 500, "ThrottlingRateLimit": 1000})
+                         {"ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+                          "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"}})
+        parameters = self.cfn["Parameters"]
+        self.assertEqual((parameters["ThrottlingBurstLimit"]["Default"],
+                          parameters["ThrottlingRateLimit"]["Default"]), (500, 1000))
         self.assertEqual(props["AccessLogSettings"]["DestinationArn"], {"Fn::GetAtt": ["ApiLogGroup", "Arn"]})
         self.assertIn("$context.requestId", props["AccessLogSettings"]["Format"])
 

@@ -160,6 +160,9 @@ fn nginx_baseline(seconds: u64, logs: &Path) -> Value {
     run.to_json()
 }
 
+/// Throttling limits far above what the stack can serve.
+const UNTHROTTLED: &str = "ThrottlingRateLimit=1000000 ThrottlingBurstLimit=1000000";
+
 fn start_gateway(image: &Path, mode: &str, rie: &str, port: u16, logs: &Path) -> Server {
     let mut command = Command::new("taskset");
     command
@@ -169,6 +172,11 @@ fn start_gateway(image: &Path, mode: &str, rie: &str, port: u16, logs: &Path) ->
         .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
         .arg("--functions-dir")
         .arg(image.join("functions"))
+        .arg("--template")
+        .arg(image.join("template.yaml"))
+        // The template's per-route throttling lifted, as `sam deploy
+        // --parameter-overrides` would: the bench measures the stack.
+        .args(["--parameter-overrides", UNTHROTTLED])
         .args(["--emulator", mode, "--rie", rie]);
     Server::start(command, port, logs.join(format!("stack-bench-gateway-{mode}.log")))
 }

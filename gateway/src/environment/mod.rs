@@ -39,6 +39,8 @@ pub struct Spec {
     pub vars: Vec<(String, String)>,
     /// `Lambda-Runtime-Invoked-Function-Arn`.
     pub arn: Arc<str>,
+    /// How long one invocation may run (the template's `Timeout`).
+    pub timeout: Duration,
 }
 
 /// One invocation, as the pool hands it to an environment.

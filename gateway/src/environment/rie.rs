@@ -53,11 +53,11 @@ pub struct Rie {
 }
 
 impl Rie {
-    /// `timeout` is what the RIE is told as the function's timeout: longer
-    /// than the pool's deadline, so that the gateway's fires first.
-    pub fn new(spec: Spec, rie: PathBuf, timeout: Duration) -> Rie {
-        let vars =
-            vec![("AWS_LAMBDA_FUNCTION_TIMEOUT".to_owned(), (timeout.as_secs() + 2).to_string())];
+    /// The RIE is told a function timeout two seconds longer than the
+    /// spec's, so that the pool's (the same in both modes) fires first.
+    pub fn new(spec: Spec, rie: PathBuf) -> Rie {
+        let seconds = spec.timeout.as_secs_f64().ceil() as u64 + 2;
+        let vars = vec![("AWS_LAMBDA_FUNCTION_TIMEOUT".to_owned(), seconds.to_string())];
         Rie { spec, rie, vars }
     }
 }
