@@ -1,5 +1,7 @@
 # One entry point for people and CI. Every target installs what it needs.
-#   make run    - the container's stack on this host: gateway + functions, http://127.0.0.1:8080 (EMULATOR=rie: through the AWS RIE)
+#   make run    - the container's stack on this host: gateway + functions, http://127.0.0.1:8080 (EMULATOR=rie: through the AWS RIE;
+#                 PARAMETERS="RequireApiKey=true ApiKeyHashes=id:hash": the template's parameters, here the API key switch)
+#   make keygen - a random API key, and its id:hash line for ApiKeyHashes (KEY_ID=name)
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, and every test, end-to-end included
 #   make bench  - compute and HTTP benchmarks (numbers go in results/ and the README)
@@ -45,9 +47,13 @@ EMULATOR ?= builtin
 WATCH_PORT ?= 9000
 PORT ?= 8080
 ADMIN_PORT ?= 9090
+# The template's parameters for `make run`, as `sam deploy --parameter-overrides`
+# takes them.
+PARAMETERS ?=
+KEY_ID ?= default
 IMAGE_DIR := target/image/opt/kf-api
 
-.PHONY: help tools run watch stage test lint validate unit test-summary bench loadtest build sam-build clean
+.PHONY: help tools run keygen watch stage test lint validate unit test-summary bench loadtest build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -79,9 +85,15 @@ $(RIE_STAMP):
 tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK) $(LOADTEST_OK)
 
 run: stage $(if $(filter rie,$(EMULATOR)),$(RIE_STAMP))
-	$(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --admin-listen $(HOST):$(ADMIN_PORT) \
+	KF_PARAMETER_OVERRIDES="$(PARAMETERS)" $(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --admin-listen $(HOST):$(ADMIN_PORT) \
 	  --template $(IMAGE_DIR)/template.yaml --functions-dir $(IMAGE_DIR)/functions \
 	  --emulator $(EMULATOR) --rie $(RIE) --log-format text --function-log-format text
+
+# A key from the system's CSPRNG; only its SHA-256 goes into configuration.
+keygen:
+	@python3 -c 'import hashlib, secrets; key = "kf_" + secrets.token_urlsafe(32); \
+	print("key (give it to the client; it is not stored anywhere):", key); \
+	print("hash line (ApiKeyHashes, or the Secret):", "$(KEY_ID):" + hashlib.sha256(key.encode()).hexdigest())'
 
 watch: $(TOOLS_OK)
 	cargo lambda watch --invoke-address $(HOST) --invoke-port $(WATCH_PORT)
@@ -116,7 +128,7 @@ validate: $(TOOLS_OK) $(CHECKOV_OK)
 	cfn-lint template.yaml
 	hadolint Dockerfile
 	mkdir -p target/k8s
-	for overlay in minikube gke per-function; do \
+	for overlay in minikube gke per-function api-key; do \
 	  kubectl kustomize k8s/overlays/$$overlay > target/k8s/$$overlay.yaml; \
 	  for version in $(K8S_VERSIONS); do \
 	    kubernetes-validate --strict --quiet -k $$version target/k8s/$$overlay.yaml; \
@@ -132,11 +144,12 @@ sam-build: $(TOOLS_OK)
 
 unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target
-	@# The load test's own checks, with Locust's environment; then the SAM
+	@# The load test's own checks and the cost model's (its chart needs
+	@# matplotlib), with Locust's environment; then the SAM
 	@# template expanded as CloudFormation would (samtranslator, in the
 	@# tools' environment with aws-sam-cli).
 	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v \
-	  test_locustfile 2>&1 | tee $(CURDIR)/target/unittest.log
+	  test_locustfile test_cost 2>&1 | tee $(CURDIR)/target/unittest.log
 	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template 2>&1 \
 	  | tee -a $(CURDIR)/target/unittest.log
 	cargo test --workspace --locked 2>&1 | tee target/test.log
@@ -150,7 +163,7 @@ test-summary:
 # Compute (divan), then the stack over HTTP in both emulator modes, beside
 # nginx: wrk on one CPU, the server on the other. Both land in
 # results/results.json, and the README's tables are rendered from it.
-bench: stage $(RIE_STAMP)
+bench: stage $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target/bench
 	cargo bench --locked -p shared --bench factor 2>&1 | tee target/bench/compute.txt
 	python3 tools/results.py record compute target/bench/compute.txt
@@ -163,6 +176,9 @@ bench: stage $(RIE_STAMP)
 	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10 --out target/bench/stack.json
 	python3 tools/results.py record stack target/bench/stack.json
 	python3 tools/results.py render
+	@# The cost chart (FaaS or containers, in money) from the same numbers;
+	@# matplotlib is in the load test's venv.
+	$(LOADTEST_VENV)/bin/python tools/results.py cost
 
 # Locust against the local stack: a ramp to 250 users (about 90 s), its CSV
 # and HTML report in target/loadtest, charts in docs/loadtest, numbers in

@@ -16,6 +16,10 @@ itself. A wrong answer is a failure, not a success. For `{}` (a random n) the
 answer is checked without factoring n again: the claimed factor must divide
 n, be prime, and leave a cofactor with no larger prime factor.
 
+With the API key authorizer on (RequireApiKey=true), set KF_API_KEY to a key
+(`make keygen`): it is sent as `Authorization: Bearer <key>` with every
+/api/v1/hello request.
+
 The load shape ramps to KF_USERS users (default 250, as in the tutorial's
 chart) over KF_RAMP_SECONDS (default 60), holds for KF_HOLD_SECONDS
 (default 30), then stops. KF_SHAPE=off leaves users and run time to the
@@ -115,9 +119,16 @@ def check_hello(response, expected_n=None, expected_p=None):
         response.success()
 
 
+def auth_headers(environ=os.environ):
+    """The Authorization header for KF_API_KEY, if it is set."""
+    key = environ.get("KF_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def post_hello(user, body, name, expected_n=None, expected_p=None):
     """POSTs `body` to /api/v1/hello and checks the answer."""
-    with user.client.post("/api/v1/hello", json=body, name=name, catch_response=True) as response:
+    with user.client.post("/api/v1/hello", json=body, name=name, headers=auth_headers(),
+                          catch_response=True) as response:
         check_hello(response, expected_n, expected_p)
 
 

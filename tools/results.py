@@ -5,14 +5,19 @@
     results.py record stack FILE      # stack-bench's JSON
     results.py record loadtest FILE   # tools/loadtest.py's summary.json
     results.py render [README.md]     # rewrite the README's generated tables
+    results.py cost [PNG]             # chart cost per hour against request rate (matplotlib)
 
-`make bench` and `make loadtest` call it. Each section of results/results.json
-keeps the machine, date and commit it was measured on; the README's tables
-between `<!-- results:NAME -->` and `<!-- /results:NAME -->` are rewritten
-from it, so the README states no number that a command did not produce.
+`make bench` and `make loadtest` call it; only `cost` needs matplotlib (`make
+bench` runs it with the load test's venv), the rest runs on a plain python3.
+Each section of results/results.json keeps the machine, date and commit it
+was measured on; the README's tables between `<!-- results:NAME -->` and
+`<!-- /results:NAME -->` are rewritten from it, so the README states no number
+that a command did not produce (the cost table also uses the dated list
+prices written below, each with its page).
 """
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -44,7 +49,7 @@ def provenance() -> dict:
     # Changes to the results themselves (this file, the README tables, the
     # charts) do not make the measured code differ from the commit.
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":!README.md", ":!results", ":!docs/loadtest"], cwd=ROOT,
+                            ":!README.md", ":!results", ":!docs/loadtest", ":!docs/cost"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     return {"machine": machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
             "commit": commit + ("+changes" if dirty else "")}
@@ -220,17 +225,301 @@ def render_loadtest(t: dict) -> str:
     return "\n".join(lines)
 
 
+# FaaS or containers, in money: the README's results:cost block (`render`)
+# and docs/cost/cost.png (`cost`), from the stack bench's measured numbers and
+# the list prices below. Nothing here imports matplotlib except chart_cost.
+
+# Prices: the list prices known at the time of writing, as of 2026-11-30 (list
+# prices as published; check the pages). This tool does not fetch them, and
+# they change: check the pages before deciding anything on them.
+PRICES_AS_OF = "2026-11-30"
+# https://aws.amazon.com/lambda/pricing/ : Lambda on arm64 (Graviton),
+# us-east-1, duration's first pricing tier; requests.
+LAMBDA_ARM64_USD_PER_GB_SECOND = 0.0000133334
+LAMBDA_USD_PER_MILLION_REQUESTS = 0.20
+# https://aws.amazon.com/api-gateway/pricing/ : HTTP APIs, us-east-1, the
+# first 300 million requests a month.
+HTTP_API_USD_PER_MILLION_REQUESTS = 1.00
+# https://cloud.google.com/kubernetes-engine/pricing : GKE Autopilot,
+# general-purpose Pods, billed by their resource requests, us-central1.
+AUTOPILOT_USD_PER_VCPU_HOUR = 0.0445
+AUTOPILOT_USD_PER_GIB_HOUR = 0.0049225
+HOURS_PER_MONTH = 730  # the month both price pages use
+
+# How the services bill and size, as their documentation describes it.
+# Lambda bills duration per 1 ms, rounded up, at least 1 ms
+# (https://aws.amazon.com/lambda/pricing/), and gives CPU in proportion to
+# memory, one vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+LAMBDA_BILLING_MS = 1
+LAMBDA_MB_PER_VCPU = 1769
+# Autopilot raises a general-purpose Pod's requests into its CPU:memory ratio,
+# 1 to 6.5 GiB per vCPU
+# (https://cloud.google.com/kubernetes-engine/docs/concepts/autopilot-resource-requests).
+AUTOPILOT_MIN_GIB_PER_VCPU = 1.0
+
+# The deployment's own numbers; tools/tests/test_cost.py keeps them equal to
+# the files they come from.
+HELLO_MEMORY_MB = 512                # template.yaml: HelloFunction's MemorySize
+POD_CPU_REQUEST = 0.5                # k8s/base/deployment.yaml: requests.cpu 500m
+POD_MEMORY_REQUEST_GIB = 64 / 1024   # k8s/base/deployment.yaml: requests.memory 64Mi
+HPA_MIN_REPLICAS = 1                 # k8s/base/hpa.yaml: minReplicas
+HPA_MAX_REPLICAS = 10                # k8s/base/hpa.yaml: maxReplicas
+HPA_CPU_TARGET = 0.50                # k8s/base/hpa.yaml: averageUtilization 50 (% of the request)
+
+COST_RATES = (1, 10, 100, 1_000, 10_000)  # the table's steady request rates, req/s
+COST_CHART = ROOT / "docs" / "cost" / "cost.png"
+
+
+def lambda_billed_ms(duration_us: float) -> int:
+    """Lambda's billed duration of one invocation: per 1 ms, rounded up, at least 1 ms."""
+    return max(LAMBDA_BILLING_MS, math.ceil(round(duration_us / 1000, 9)))
+
+
+def lambda_usd_per_request(billed_ms: float, memory_mb: int = HELLO_MEMORY_MB) -> float:
+    """One request through the HTTP API to a function: duration, invocation, API."""
+    gb_seconds = memory_mb / 1024 * billed_ms / 1000
+    return (gb_seconds * LAMBDA_ARM64_USD_PER_GB_SECOND
+            + (LAMBDA_USD_PER_MILLION_REQUESTS + HTTP_API_USD_PER_MILLION_REQUESTS) / 1e6)
+
+
+def lambda_usd(requests: float, billed_ms: float, memory_mb: int = HELLO_MEMORY_MB) -> float:
+    return requests * lambda_usd_per_request(billed_ms, memory_mb)
+
+
+def pod_usd_per_hour(cpu: float = POD_CPU_REQUEST, memory_gib: float = POD_MEMORY_REQUEST_GIB) -> float:
+    """A Pod on Autopilot for an hour, billed by its requests."""
+    return cpu * AUTOPILOT_USD_PER_VCPU_HOUR + memory_gib * AUTOPILOT_USD_PER_GIB_HOUR
+
+
+def autopilot_memory_gib(cpu: float, memory_gib: float) -> float:
+    """The memory request Autopilot admits a Pod with: raised to its minimum GiB per vCPU."""
+    return max(memory_gib, cpu * AUTOPILOT_MIN_GIB_PER_VCPU)
+
+
+def pods_for(rate: float, capacity: float, min_replicas: int = HPA_MIN_REPLICAS) -> int:
+    """Pods serving a steady rate, each up to `capacity` req/s: max(min, ceil(rate / capacity))."""
+    return max(min_replicas, math.ceil(round(rate / capacity, 9)))
+
+
+def break_even_rate(lambda_per_request: float, pod_per_hour: float, capacity: float,
+                    min_replicas: int = HPA_MIN_REPLICAS):
+    """The steady rate (req/s) above which the pods always cost less than Lambda.
+
+    Lambda's cost per hour is a line through zero; the pods' a staircase,
+    one more pod every `capacity` req/s. None if a full pod costs at least
+    what Lambda charges for its capacity (the pods are then never cheaper for
+    good)."""
+    per_rps_hour = lambda_per_request * 3600  # Lambda's $ an hour for each req/s
+    if per_rps_hour * capacity <= pod_per_hour:
+        return None
+    pods = min_replicas
+    # Just above `pods` pods' capacity another pod starts: while that step
+    # makes the pods dearer than Lambda again, the break-even is further up.
+    while per_rps_hour * pods * capacity < (pods + 1) * pod_per_hour:
+        pods += 1
+    return pods * pod_per_hour / per_rps_hour
+
+
+def cpus_in(cpu_list: str) -> int:
+    """CPUs in a taskset list such as "1" or "0-1,3"."""
+    count = 0
+    for part in str(cpu_list).split(","):
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
+def cost_model(stack: dict) -> dict:
+    """The cost model's inputs and results, from the stack bench's `builtin` run."""
+    hello = stack["builtin"]["hello"]
+    # Lambda bills the invocation's wall time in the function. The measured
+    # figure closest to it: the function process's CPU time per `hello` in the
+    # stack bench (the handler with its factoring, lambda_runtime's calls to
+    # the Runtime API, the JSON), on a full x86 core. At 512 MB Lambda gives
+    # 0.29 of a vCPU; if that share throttled the whole invocation it would
+    # take cpu / share, the conservative estimate used here.
+    function_cpu_us = hello["cpu_us_per_request"]["function"]
+    vcpu = min(1.0, HELLO_MEMORY_MB / LAMBDA_MB_PER_VCPU)
+    duration_us = function_cpu_us / vcpu
+    billed_ms = lambda_billed_ms(duration_us)
+    # Billing rounds each invocation up, so slow ones (trial's tail) bill more
+    # than the mean suggests; but the mean of ceil(d) stays under mean(d) + 1 ms.
+    worst_billed_ms = duration_us / 1000 + LAMBDA_BILLING_MS
+    per_request = lambda_usd_per_request(billed_ms)
+    # The stack's `hello` rate with the servers pinned to the bench's CPUs, per
+    # CPU; a pod gets its CPU request's worth of it while the HPA holds it at
+    # its target, and the HPA starts another pod past that.
+    rps_per_cpu = hello["rps"] / cpus_in(stack["pinning"]["stack_cpu"])
+    capacity = rps_per_cpu * POD_CPU_REQUEST * HPA_CPU_TARGET
+    pod_hour = pod_usd_per_hour()
+    admitted_gib = autopilot_memory_gib(POD_CPU_REQUEST, POD_MEMORY_REQUEST_GIB)
+    admitted_pod_hour = pod_usd_per_hour(POD_CPU_REQUEST, admitted_gib)
+    return {
+        "function_cpu_us": function_cpu_us,
+        "stack_cpu_us": sum(hello["cpu_us_per_request"].values()),
+        "lambda_vcpu": vcpu,
+        "duration_us": duration_us,
+        "billed_ms": billed_ms,
+        "worst_billed_ms": worst_billed_ms,
+        "lambda_per_request": per_request,
+        "lambda_per_million": per_request * 1e6,
+        "lambda_worst_per_million": lambda_usd_per_request(worst_billed_ms) * 1e6,
+        "rps_per_cpu": rps_per_cpu,
+        "capacity": capacity,
+        "pod_hour": pod_hour,
+        "break_even": break_even_rate(per_request, pod_hour, capacity),
+        "admitted_memory_gib": admitted_gib,
+        "admitted_pod_hour": admitted_pod_hour,
+        "admitted_break_even": break_even_rate(per_request, admitted_pod_hour, capacity),
+    }
+
+
+def lambda_usd_per_hour(m: dict, rate: float) -> float:
+    return rate * 3600 * m["lambda_per_request"]
+
+
+def pods_usd_per_hour(m: dict, rate: float) -> float:
+    return pods_for(rate, m["capacity"]) * m["pod_hour"]
+
+
+def usd(x: float) -> str:
+    if x >= 1000:
+        return f"${x:,.0f}"
+    if x >= 1:
+        return f"${x:,.2f}"
+    return f"${x:.3g}"
+
+
+def price(x: float) -> str:
+    """A list price as the pages print it: 0.0000133334, not 1.33334e-05."""
+    whole, _, cents = f"{x:.10f}".rstrip("0").partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def millions(requests: float) -> str:
+    n = requests / 1e6
+    return f"{n:,.1f} million" if n < 100 else f"{n:,.0f} million"
+
+
+def render_cost(stack: dict) -> str:
+    m = cost_model(stack)
+    lines = ["| Steady `hello` rate | Requests a month | Lambda + HTTP API | GKE Autopilot pods | Cheaper |",
+             "|---|---|---|---|---|"]
+    for rate in COST_RATES:
+        faas, pods = lambda_usd_per_hour(m, rate), pods_usd_per_hour(m, rate)
+        count = pods_for(rate, m["capacity"])
+        over = f", over the HPA's maxReplicas ({HPA_MAX_REPLICAS})" if count > HPA_MAX_REPLICAS else ""
+        ratio = max(faas, pods) / min(faas, pods)
+        cheaper = ("Lambda" if faas < pods else "pods") + (f", {ratio:.1f}x" if ratio < 10 else f", {ratio:,.0f}x")
+        lines.append(f"| {rate:,} req/s | {millions(rate * 3600 * HOURS_PER_MONTH)} "
+                     f"| {usd(faas * HOURS_PER_MONTH)} a month ({usd(faas)}/h) "
+                     f"| {count} pod{'s' if count > 1 else ''}{over}: {usd(pods * HOURS_PER_MONTH)} a month "
+                     f"({usd(pods)}/h) | {cheaper} |")
+    be = m["break_even"]
+    cpu_s = POD_CPU_REQUEST * AUTOPILOT_USD_PER_VCPU_HOUR
+    mem_s = POD_MEMORY_REQUEST_GIB * AUTOPILOT_USD_PER_GIB_HOUR
+    lines += [
+        "",
+        f"- **Lambda: ${m['lambda_per_million']:.4f} per million `hello` requests.** "
+        f"{m['billed_ms']} ms billed at {HELLO_MEMORY_MB} MB "
+        f"(${lambda_usd(1e6, m['billed_ms']) - lambda_usd(1e6, 0):.4f} a million), "
+        f"${LAMBDA_USD_PER_MILLION_REQUESTS:.2f} for the invocations, "
+        f"${HTTP_API_USD_PER_MILLION_REQUESTS:.2f} for the HTTP API. The billed duration: the function's "
+        f"CPU time per request in the stack bench, {m['function_cpu_us']:.0f} µs on one x86 core, becomes "
+        f"{m['duration_us']:.0f} µs if Lambda held it to the {m['lambda_vcpu']:.2f} vCPU that "
+        f"{HELLO_MEMORY_MB} MB buys, and Lambda rounds up to {m['billed_ms']} ms. Invocations slower than "
+        f"that (`trial`'s tail) bill more, but the mean billed duration stays under the mean duration "
+        f"plus 1 ms ({m['worst_billed_ms']:.2f} ms): at most ${m['lambda_worst_per_million']:.4f} a million.",
+        f"- **A pod: {usd(m['pod_hour'])} an hour** at its requests, {POD_CPU_REQUEST:g} vCPU "
+        f"({usd(cpu_s)}) and {POD_MEMORY_REQUEST_GIB * 1024:.0f} MiB ({usd(mem_s)}). Autopilot admits "
+        f"a general-purpose Pod with at least {AUTOPILOT_MIN_GIB_PER_VCPU:g} GiB per vCPU, so it would "
+        f"bill this one at {m['admitted_memory_gib'] * 1024:.0f} MiB: {usd(m['admitted_pod_hour'])} an "
+        f"hour, and a break-even of {m['admitted_break_even']:.1f} req/s.",
+        f"- **A pod serves {m['capacity']:,.0f} `hello` req/s** before the HPA adds another: "
+        f"{m['rps_per_cpu']:,.0f} req/s per CPU (the stack bench, `builtin`, on one CPU: about 1 s / "
+        f"{m['stack_cpu_us']:.0f} µs, the CPU time a request costs the gateway and the function "
+        f"together) x {POD_CPU_REQUEST:g} CPU requested x the HPA's "
+        f"{HPA_CPU_TARGET:.0%} target. Pods = max({HPA_MIN_REPLICAS}, ceil(rate / "
+        f"{m['capacity']:,.0f})).",
+    ]
+    if be is None:
+        lines.append("- **No break-even**: a full pod costs more than Lambda charges for its requests.")
+    else:
+        lines.append(f"- **Break-even: {be:.1f} req/s** steady ({millions(be * 3600 * HOURS_PER_MONTH)} "
+                     f"requests a month, {usd(m['pod_hour'] * HOURS_PER_MONTH)} a month either way): "
+                     f"below it Lambda costs less, above it the pods do.")
+    lines += [
+        "",
+        f"List prices as of {PRICES_AS_OF}: Lambda arm64 {price(LAMBDA_ARM64_USD_PER_GB_SECOND)} per "
+        f"GB-second and {price(LAMBDA_USD_PER_MILLION_REQUESTS)} per million requests, HTTP API "
+        f"{price(HTTP_API_USD_PER_MILLION_REQUESTS)} per million (first 300 million a month), us-east-1; "
+        f"GKE Autopilot {price(AUTOPILOT_USD_PER_VCPU_HOUR)} per vCPU-hour and "
+        f"{price(AUTOPILOT_USD_PER_GIB_HOUR)} per GiB-hour, us-central1; {HOURS_PER_MONTH} hours a month. "
+        + stamp(stack),
+    ]
+    return "\n".join(lines)
+
+
+def chart_cost(stack: dict, path: Path) -> None:
+    """Cost per hour against a steady `hello` rate, log-log, for both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = cost_model(stack)
+    low, high, steps = 0.1, 20_000.0, 400
+    rates = [low * (high / low) ** (i / steps) for i in range(steps + 1)]
+    # The staircase's edges exactly: the last rate k pods serve, and just past it.
+    edge = m["capacity"]
+    while edge < high:
+        rates += [edge, edge * (1 + 1e-9)]
+        edge += m["capacity"]
+    rates.sort()
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    ax.loglog(rates, [lambda_usd_per_hour(m, r) for r in rates], color="tab:orange",
+              label=f"Lambda arm64 {HELLO_MEMORY_MB} MB + HTTP API (${m['lambda_per_million']:.2f} a million)")
+    ax.loglog(rates, [pods_usd_per_hour(m, r) for r in rates], color="tab:blue",
+              label=f"GKE Autopilot pods, {POD_CPU_REQUEST * 1000:.0f}m CPU / "
+                    f"{POD_MEMORY_REQUEST_GIB * 1024:.0f}Mi ({usd(m['pod_hour'])}/h, "
+                    f"{m['capacity']:,.0f} req/s each)")
+    if m["break_even"] is not None:
+        be = m["break_even"]
+        ax.axvline(be, color="gray", linestyle="--", linewidth=1)
+        ax.text(be * 1.15, 0.04, f"break-even {be:.1f} req/s", transform=ax.get_xaxis_transform(),
+                color="dimgray")
+    top = HPA_MAX_REPLICAS * m["capacity"]
+    ax.axvline(top, color="tab:blue", linestyle=":", linewidth=1)
+    ax.text(top / 1.15, 0.04, f"HPA maxReplicas: {HPA_MAX_REPLICAS} pods", transform=ax.get_xaxis_transform(),
+            ha="right", color="tab:blue")
+    ax.set_xlabel("steady POST /api/v1/hello rate (requests/s)")
+    ax.set_ylabel("cost per hour (USD)")
+    ax.set_title(f"FaaS or containers: list prices as of {PRICES_AS_OF}, measured capacity")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: Lambda "
+          f"${m['lambda_per_million']:.4f} a million, a pod {usd(m['pod_hour'])}/h for "
+          f"{m['capacity']:,.0f} req/s, break-even {m['break_even']:.1f} req/s")
+
+
 def render(readme: Path) -> None:
     data = load()
     text = readme.read_text()
-    for name, fn in (("compute", render_compute), ("stack", render_stack), ("loadtest", render_loadtest)):
-        if name not in data:
+    # (README block, results.json section it is made from, renderer)
+    for name, source, fn in (("compute", "compute", render_compute), ("stack", "stack", render_stack),
+                             ("loadtest", "loadtest", render_loadtest), ("cost", "stack", render_cost)):
+        if source not in data:
             continue
         opening, closing = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
         block = re.compile(re.escape(opening) + ".*?" + re.escape(closing), re.S)
         if not block.search(text):
             sys.exit(f"README has no results:{name} block")
-        rendered = f"{opening}\n{fn(data[name])}\n{closing}"
+        rendered = f"{opening}\n{fn(data[source])}\n{closing}"
         text = block.sub(lambda _: rendered, text)
     readme.write_text(text)
     print(f"rendered {readme.relative_to(ROOT)} from {RESULTS.relative_to(ROOT)}")
@@ -241,5 +530,7 @@ if __name__ == "__main__":
         record(sys.argv[2], sys.argv[3])
     elif len(sys.argv) in (2, 3) and sys.argv[1] == "render":
         render(Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "README.md")
+    elif len(sys.argv) in (2, 3) and sys.argv[1] == "cost":
+        chart_cost(load()["stack"], Path(sys.argv[2]) if len(sys.argv) == 3 else COST_CHART)
     else:
         sys.exit(__doc__)

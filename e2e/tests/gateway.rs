@@ -715,6 +715,7 @@ in_both_modes!(
     a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500,
     an_integration_timeout_is_a_503_and_the_function_runs_on,
     a_burst_over_the_routes_throttling_gets_429s,
+    the_authorizer_guards_hello_when_switched_on,
     sigterm_lets_in_flight_requests_finish_and_exits_0,
     a_short_locust_session_has_no_failed_request,
     prewarm_starts_every_function_before_traffic,
@@ -1129,4 +1130,120 @@ fn a_template_it_cannot_honour_stops_the_start_with_the_key_and_line() {
     let (code, log) = run(&["--template", "template.yaml", "--functions", "pong"]);
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains(r#"no function \"pong\" (it has hello, ping, docs)"#), "{log}");
+}
+
+/// A key and its hash line, as `make keygen` makes them.
+const API_KEY: &str = "kf_e2e_7Yc2Qm9TzL4wPx81";
+
+fn auth_on() -> [String; 4] {
+    [
+        UNTHROTTLED[0].to_owned(),
+        UNTHROTTLED[1].to_owned(),
+        "RequireApiKey=true".to_owned(),
+        format!("ApiKeyHashes={}", shared::auth::hash_line("ci", API_KEY)),
+    ]
+}
+
+fn with_key(
+    agent: &ureq::Agent,
+    base: &str,
+    key: Option<&str>,
+) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    let request =
+        agent.post(format!("{base}/api/v1/hello")).header("content-type", "application/json");
+    match key {
+        Some(value) => request.header("authorization", value),
+        None => request,
+    }
+}
+
+/// With `RequireApiKey=true`, the template's authorizer (the same binary as
+/// on AWS) guards `/api/v1/hello`, as the HTTP API does: 401 without a key,
+/// 403 with a wrong one, 200 with a good one, whose decision is then cached.
+fn the_authorizer_guards_hello_when_switched_on(emulator: Emulator) {
+    let _serial = one_at_a_time();
+    let overrides = auth_on();
+    let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+    let stack = Stack::start(Options {
+        name: "auth",
+        emulator,
+        overrides: &overrides,
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let send = |key: Option<&str>| {
+        e2e::read(with_key(&agent, stack.base(), key).send(r#"{"n": 12}"#)).expect("an answer")
+    };
+    let r = send(None);
+    assert_eq!((r.status, r.json()), (401, json!({"message": "Unauthorized"})));
+    let r = send(Some("Bearer not-the-key"));
+    assert_eq!((r.status, r.json()), (403, json!({"message": "Forbidden"})));
+    let r = send(Some(&format!("Bearer {API_KEY}")));
+    assert_eq!((r.status, &r.json()["largest_prime_factor"]), (200, &json!(3)), "{}", r.body);
+    let r = send(Some(&format!("Bearer {API_KEY}")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(Some("Bearer not-the-key"));
+    assert_eq!(r.status, 403);
+    // The other routes stay open.
+    assert_eq!(get(&agent, stack.base(), "/ping").expect("ping").status, 200);
+    assert_eq!(get(&agent, stack.base(), "/openapi.json").expect("docs").status, 200);
+
+    let metrics = stack.metrics();
+    for line in [
+        r#"kf_gateway_authorizations_total{authorizer="ApiKeyAuthorizer",result="unauthorized",source="none"} 1"#,
+        r#"kf_gateway_authorizations_total{authorizer="ApiKeyAuthorizer",result="denied",source="function"} 1"#,
+        r#"kf_gateway_authorizations_total{authorizer="ApiKeyAuthorizer",result="allowed",source="function"} 1"#,
+        r#"kf_gateway_authorizations_total{authorizer="ApiKeyAuthorizer",result="allowed",source="cache"} 1"#,
+        r#"kf_gateway_authorizations_total{authorizer="ApiKeyAuthorizer",result="denied",source="cache"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "metrics lack {line}:\n{metrics}");
+    }
+    // Two decisions were made by the authorizer function, no more: the
+    // cache answered the rest without invoking it.
+    let invocations: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("kf_gateway_invocation_duration_seconds_count")
+                && l.contains(r#"function="authorizer""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(invocations, 2.0, "{metrics}");
+    // The key is in no log line.
+    assert!(!stack.server.log_text().contains(API_KEY));
+}
+
+/// The authorizer's context reaches the function, in
+/// `requestContext.authorizer.lambda`, as on AWS.
+#[test]
+fn the_authorizers_context_reaches_the_function() {
+    let _serial = one_at_a_time();
+    let overrides = auth_on();
+    let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+    let stack = Stack::start(Options {
+        name: "auth-context",
+        overrides: &overrides,
+        replace: &[("hello", "echo.sh")],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let r =
+        e2e::read(with_key(&agent, stack.base(), Some(&format!("Bearer {API_KEY}"))).send("{}"))
+            .expect("echo");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event = r.json();
+    assert_eq!(event["requestContext"]["authorizer"], json!({"lambda": {"keyId": "ci"}}));
+    assert_eq!(event["routeKey"], "ANY /api/v1/hello");
+}
+
+/// Off (the default), the tutorial's `curl -d '{}'` works as before.
+#[test]
+fn without_the_switch_hello_needs_no_key() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "auth-off", ..Options::default() });
+    let agent = agent(Duration::from_secs(30));
+    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("hello");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let running: Vec<_> = stack.processes().into_iter().map(|(_, cmd)| cmd).collect();
+    assert!(!running.iter().any(|c| c.contains("functions/authorizer/")), "{running:?}");
 }

@@ -6,8 +6,9 @@
 //! JSON.
 
 use aws_lambda_events::apigw::{
-    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
-    ApiGatewayV2httpRequestContextHttpDescription, ApiGatewayV2httpResponse,
+    ApiGatewayRequestAuthorizer, ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+    ApiGatewayV2httpResponse,
 };
 use aws_lambda_events::encodings::Body as LambdaBody;
 use aws_lambda_events::query_map::QueryMap;
@@ -21,6 +22,9 @@ use hyper::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The API id in request contexts and route ARNs.
+pub const API_ID: &str = "kf-gateway";
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -54,6 +58,9 @@ pub struct RequestMeta<'a> {
     pub route_key: &'a str,
     /// The route's path variables and what they matched.
     pub path_parameters: &'a [(String, String)],
+    /// What the route's authorizer said about the caller, for
+    /// `requestContext.authorizer.lambda`.
+    pub authorizer: Option<&'a HashMap<String, serde_json::Value>>,
     /// When the request arrived.
     pub time: SystemTime,
 }
@@ -121,7 +128,7 @@ pub fn request_event(
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.route_key = Some(meta.route_key.to_owned());
     context.account_id = Some("anonymous".to_owned());
-    context.apiid = Some("kf-gateway".to_owned());
+    context.apiid = Some(API_ID.to_owned());
     // The host without its port, as API Gateway's domainName.
     context.domain_name = header_str(HOST).map(|h| without_port(&h).to_owned());
     context.domain_prefix =
@@ -131,6 +138,11 @@ pub fn request_event(
     context.time = Some(clf_time(time_epoch / 1000));
     context.time_epoch = time_epoch;
     context.http = http;
+    if let Some(fields) = meta.authorizer {
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.fields = fields.clone();
+        context.authorizer = Some(authorizer);
+    }
 
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".to_owned());
@@ -144,6 +156,34 @@ pub fn request_event(
     event.request_context = context;
     event.body = text;
     event.is_base64_encoded = is_base64_encoded;
+    event
+}
+
+/// The event a Lambda authorizer gets for a request (payload 2.0, `REQUEST`
+/// type): the request's own event without its body, with the `identity`
+/// values it is to judge and the route's ARN.
+pub fn authorizer_event(
+    parts: &Parts,
+    meta: &RequestMeta<'_>,
+    identity: Vec<String>,
+    route_arn: String,
+) -> ApiGatewayV2CustomAuthorizerV2Request {
+    let request = request_event(parts, &Bytes::new(), meta);
+    let mut event = ApiGatewayV2CustomAuthorizerV2Request::default();
+    event.version = Some("2.0".to_owned());
+    event.type_ = Some("REQUEST".to_owned());
+    event.route_arn = Some(route_arn);
+    event.identity_source = Some(identity);
+    event.route_key = request.route_key;
+    event.raw_path = request.raw_path;
+    event.raw_query_string = request.raw_query_string;
+    event.cookies = request.cookies.unwrap_or_default();
+    event.headers = request.headers;
+    for (name, value) in request.query_string_parameters.iter() {
+        event.query_string_parameters.entry(name.to_owned()).or_insert_with(|| value.to_owned());
+    }
+    event.request_context = request.request_context;
+    event.path_parameters = request.path_parameters;
     event
 }
 
@@ -353,6 +393,7 @@ mod tests {
             local_port: 8080,
             route_key: "ANY /api/v1/hello",
             path_parameters: &[],
+            authorizer: None,
             time: UNIX_EPOCH + std::time::Duration::from_millis(1_796_006_599_123),
         }
     }

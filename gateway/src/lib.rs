@@ -14,10 +14,12 @@
 //!   routes, timeouts, variables, limits.
 //! * [`routes`]: method and path to function, as API Gateway chooses.
 //! * [`throttle`]: the HTTP API's route throttling, a token bucket a route.
+//! * [`authorize`]: the HTTP API's Lambda authorizers, with their cache.
 //! * [`reaper`]: starting children and reaping all of them (PID 1 duty).
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
 
+pub mod authorize;
 pub mod budget;
 pub mod cgroup;
 pub mod config;
@@ -33,6 +35,7 @@ pub mod server;
 pub mod template;
 pub mod throttle;
 
+use authorize::Authorizer;
 use budget::Budget;
 use config::{Config, Emulator, LogFormat};
 use environment::builtin::Builtin;
@@ -46,7 +49,7 @@ use routes::Router;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use template::{Function, Template};
+use template::{AuthorizerSpec, Function, Template};
 use tokio::net::TcpListener;
 
 /// Lambda's limit on a function's init phase: a prewarmed environment that
@@ -81,9 +84,22 @@ pub async fn run(
     let reaper = Reaper::start()?;
     let metrics = Metrics::new();
     let router = Router::new(&template.routes, serves);
+    // The functions this pod runs: those of its routes, and the authorizers
+    // in front of them.
+    let authorizer_names: Vec<&str> =
+        router.routes().iter().filter_map(|r| r.authorizer.as_deref()).collect();
+    let authorizer_specs: Vec<&AuthorizerSpec> = template
+        .authorizers
+        .iter()
+        .filter(|a| authorizer_names.contains(&a.name.as_str()))
+        .collect();
+    let runs = |name: &str| {
+        router.routes().iter().any(|r| &*r.function == name)
+            || authorizer_specs.iter().any(|a| a.function == name)
+    };
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
     let mut pools = HashMap::new();
-    for function in template.functions.iter().filter(|f| serves(&f.name)) {
+    for function in template.functions.iter().filter(|f| runs(&f.name)) {
         let spec = function_spec(&config, function);
         if !spec.bootstrap.is_file() {
             tracing::error!(function = function.name, bootstrap = %spec.bootstrap.display(), "function bootstrap missing");
@@ -96,6 +112,13 @@ pub async fn run(
         let max_envs = function.reserved_concurrency.map_or(envs, |n| n.min(envs));
         let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue);
         pools.insert(Arc::<str>::from(function.name.as_str()), Arc::new(pool));
+    }
+    let mut authorizers = HashMap::new();
+    for spec in authorizer_specs {
+        if let Some(pool) = pools.get(spec.function.as_str()) {
+            let authorizer = Authorizer::new(spec.clone(), pool.clone());
+            authorizers.insert(Arc::<str>::from(spec.name.as_str()), authorizer);
+        }
     }
     let memory_limit = cgroup::memory_limit();
     let budget =
@@ -117,11 +140,13 @@ pub async fn run(
     let gateway = Arc::new(Gateway::new(
         router,
         pools,
+        authorizers,
         metrics,
         template.throttle,
         config.access_log,
         local_port,
         budget,
+        config.region.clone(),
     ));
     if config.prewarm {
         // All functions at once, each within Lambda's init limit: a function
@@ -208,4 +233,4 @@ pub fn function_spec(config: &Config, function: &Function) -> Spec {
 
 /// The account in the functions' ARNs: the one the AWS RIE uses, so that a
 /// function sees the same ARN under either emulator.
-const ACCOUNT_ID: &str = "012345678912";
+pub(crate) const ACCOUNT_ID: &str = "012345678912";

@@ -30,6 +30,16 @@ struct FunctionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Authorization {
+    authorizer: String,
+    /// `allowed`, `denied` (403), `unauthorized` (401: no identity) or
+    /// `failed` (500).
+    result: &'static str,
+    /// `function` (the authorizer ran), `cache`, or `none` (401s).
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionReason {
     function: String,
     reason: String,
@@ -61,6 +71,7 @@ struct Inner {
     budget_bytes: Gauge,
     budget_held: Gauge,
     over_budget: Counter,
+    authorizations: Family<Authorization, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -142,8 +153,15 @@ impl Metrics {
             "Requests turned away with a 503 because the memory budget was full",
             over_budget.clone(),
         );
+        let authorizations = Family::<Authorization, Counter>::default();
+        registry.register(
+            "authorizations",
+            "Requests judged by a Lambda authorizer, by result (allowed, denied, unauthorized, failed) and source (function, cache, none)",
+            authorizations.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                authorizations,
                 budget_bytes,
                 budget_held,
                 over_budget,
@@ -201,6 +219,16 @@ impl Metrics {
     pub(crate) fn budget(&self, total: usize, available: usize) {
         self.inner.budget_bytes.set(total as i64);
         self.inner.budget_held.set(total.saturating_sub(available) as i64);
+    }
+
+    pub(crate) fn authorization(
+        &self,
+        authorizer: &str,
+        result: &'static str,
+        source: &'static str,
+    ) {
+        let key = Authorization { authorizer: authorizer.to_owned(), result, source };
+        self.inner.authorizations.get_or_create(&key).inc();
     }
 
     pub(crate) fn over_budget(&self) {

@@ -10,6 +10,7 @@
 //! integration's timeout passes first. Overload is a 503 with `Retry-After`,
 //! an environment that died under the request a 502.
 
+use crate::authorize::{self, Authorizer, Context, Outcome};
 use crate::budget::{self, Budget, Held};
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
@@ -80,6 +81,8 @@ pub struct Gateway {
     /// One bucket per route of `router`, in its order, when the template
     /// throttles.
     buckets: Vec<TokenBucket>,
+    /// The authorizers of the routes served, by name.
+    authorizers: HashMap<Arc<str>, Authorizer>,
     metrics: Metrics,
     /// Set on SIGTERM: `/readyz` fails so that traffic moves elsewhere.
     draining: AtomicBool,
@@ -88,6 +91,8 @@ pub struct Gateway {
     local_port: u16,
     /// Bytes that requests may hold at once.
     budget: Budget,
+    /// The region in route ARNs.
+    region: String,
 }
 
 /// API Gateway's error body, `{"message": "Not Found"}`.
@@ -105,14 +110,17 @@ struct Status<'a> {
 impl Gateway {
     /// A gateway over `pools`, one per function of `router`, each route
     /// limited by `throttle` if set.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         router: Router,
         pools: HashMap<Arc<str>, Arc<Pool>>,
+        authorizers: HashMap<Arc<str>, Authorizer>,
         metrics: Metrics,
         throttle: Option<Throttle>,
         access_log: bool,
         local_port: u16,
         budget: Budget,
+        region: String,
     ) -> Gateway {
         let now = Instant::now();
         let buckets = match throttle {
@@ -123,11 +131,13 @@ impl Gateway {
             router,
             pools,
             buckets,
+            authorizers,
             metrics,
             draining: AtomicBool::new(false),
             access_log,
             local_port,
             budget,
+            region,
         }
     }
 
@@ -141,7 +151,7 @@ impl Gateway {
         !self.draining.load(Ordering::Relaxed) && self.pools.values().all(|p| p.can_serve())
     }
 
-    /// The pools, for start-up and shutdown.
+    /// The pools, the authorizers' included, for start-up and shutdown.
     pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
         self.pools.values()
     }
@@ -262,6 +272,12 @@ impl Gateway {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return refuse(too_large(), &parts, body).await;
         }
+        // The route's authorizer first, as on AWS: nothing of an unauthorized
+        // request is read or held.
+        let authorizer = match self.authorize(found, &parts, remote, start).await {
+            Ok(context) => context,
+            Err(response) => return refuse(response, &parts, body).await,
+        };
         // A place in the pool and in the memory budget first: a request that
         // would be turned away is, before its body is read or held.
         let admitted = match pool.admit() {
@@ -306,6 +322,7 @@ impl Gateway {
             local_port: self.local_port,
             route_key: &found.route.key,
             path_parameters: &found.parameters,
+            authorizer: authorizer.as_ref(),
             time: SystemTime::now(),
         };
         let event = event::request_event(&parts, &body, &meta);
@@ -385,6 +402,87 @@ impl Gateway {
                 message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
             Err(e) => invoke_error(e, request_id, function),
+        }
+    }
+}
+
+impl Gateway {
+    /// Runs the route's authorizer, if it has one: the context to give the
+    /// function, or the response that ends the request.
+    async fn authorize(
+        &self,
+        found: &Match<'_>,
+        parts: &Parts,
+        remote: SocketAddr,
+        start: Instant,
+    ) -> Result<Option<Context>, Response<Full<Bytes>>> {
+        let Some(name) = &found.route.authorizer else { return Ok(None) };
+        let Some(authorizer) = self.authorizers.get(name) else {
+            // Start-up makes one for every route that names one.
+            tracing::error!(authorizer = %name, "authorizer missing");
+            return Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"));
+        };
+        let count = |result, source| self.metrics.authorization(name, result, source);
+        let Some(identity) = authorizer.identity(&parts.headers) else {
+            count("unauthorized", "none");
+            return Err(message(StatusCode::UNAUTHORIZED, "Unauthorized"));
+        };
+        if let Some(decision) = authorizer.cached(&identity, start) {
+            return match decision {
+                authorize::Decision::Allowed(context) => {
+                    count("allowed", "cache");
+                    Ok(Some(context))
+                }
+                authorize::Decision::Denied => {
+                    count("denied", "cache");
+                    Err(message(StatusCode::FORBIDDEN, "Forbidden"))
+                }
+            };
+        }
+        let request_id = new_request_id();
+        let meta = RequestMeta {
+            request_id: &request_id,
+            source_ip: remote.ip(),
+            local_port: self.local_port,
+            route_key: &found.route.key,
+            path_parameters: &found.parameters,
+            authorizer: None,
+            time: SystemTime::now(),
+        };
+        let route_arn = format!(
+            "arn:aws:execute-api:{}:{}:{}/$default/{}{}",
+            self.region,
+            crate::ACCOUNT_ID,
+            event::API_ID,
+            parts.method,
+            parts.uri.path()
+        );
+        let event = event::authorizer_event(parts, &meta, identity.clone(), route_arn);
+        let Ok(event) = serde_json::to_vec(&event) else {
+            return Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"));
+        };
+        let wait_until = start + found.route.integration_timeout.min(authorize::AUTHORIZER_TIMEOUT);
+        match authorizer.ask(&request_id, Bytes::from(event), wait_until).await {
+            Outcome::Allowed(context) => {
+                count("allowed", "function");
+                let decision = authorize::Decision::Allowed(context.clone());
+                authorizer.remember(&identity, &decision, Instant::now());
+                Ok(Some(context))
+            }
+            Outcome::Forbidden => {
+                count("denied", "function");
+                authorizer.remember(&identity, &authorize::Decision::Denied, Instant::now());
+                Err(message(StatusCode::FORBIDDEN, "Forbidden"))
+            }
+            Outcome::Failed(why) => {
+                count("failed", "function");
+                tracing::warn!(authorizer = %name, why, "authorizer failed");
+                Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
+            }
+            Outcome::Unavailable(e) => {
+                count("failed", "function");
+                Err(invoke_error(e, &request_id, &authorizer.spec.function))
+            }
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Route {
     pub function: Arc<str>,
     /// How long the client waits for the function at most.
     pub integration_timeout: Duration,
+    /// The authorizer in front of the function, by name.
+    pub authorizer: Option<Arc<str>>,
     /// `None` for `ANY`.
     method: Option<Method>,
     segments: Vec<Segment>,
@@ -63,6 +65,7 @@ impl Router {
                 key: format!("{} {}", spec.method, spec.path),
                 function: Arc::from(spec.function.as_str()),
                 integration_timeout: spec.integration_timeout,
+                authorizer: spec.authorizer.as_deref().map(Arc::from),
                 method: (spec.method != "ANY")
                     .then(|| Method::from_bytes(spec.method.as_bytes()).ok())
                     .flatten(),
@@ -169,6 +172,7 @@ mod tests {
                 path: (*path).to_owned(),
                 function: (*function).to_owned(),
                 integration_timeout: Duration::from_secs(30),
+                authorizer: None,
                 line: 1,
             })
             .collect();
@@ -243,6 +247,7 @@ mod tests {
             path: p.to_owned(),
             function: f.to_owned(),
             integration_timeout: Duration::from_secs(30),
+            authorizer: None,
             line: 1,
         });
         let router = Router::new(&specs, |f| f == "b");

@@ -97,6 +97,24 @@ pub struct Template {
     pub routes: Vec<RouteSpec>,
     /// The HTTP API's default route throttling, if it sets one.
     pub throttle: Option<Throttle>,
+    /// The HTTP API's Lambda authorizers.
+    pub authorizers: Vec<AuthorizerSpec>,
+}
+
+/// A Lambda authorizer of the HTTP API (payload 2.0, simple responses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizerSpec {
+    /// Its name in `Auth.Authorizers`.
+    pub name: String,
+    /// The function that decides, by its `name`.
+    pub function: String,
+    /// The request headers it is given as its identity (`Identity.Headers`,
+    /// lower case): a request without one of them is a 401 and the function
+    /// is not called.
+    pub identity_headers: Vec<String>,
+    /// How long a decision is kept per identity (`Identity.ReauthorizeEvery`;
+    /// 0: none is kept).
+    pub ttl: Duration,
 }
 
 /// One `AWS::Serverless::Function`.
@@ -131,6 +149,9 @@ pub struct RouteSpec {
     pub function: String,
     /// How long API Gateway waits for the function (`TimeoutInMillis`).
     pub integration_timeout: Duration,
+    /// The authorizer in front of it, by name: the event's
+    /// `Auth.Authorizer`, or the HttpApi's `DefinitionBody` `security`.
+    pub authorizer: Option<String>,
     /// The template line of its event, for messages.
     pub line: usize,
 }
@@ -316,6 +337,8 @@ fn merged(base: &Node, over: &Node) -> Node {
 struct Reader {
     /// Parameters' values: defaults, then overrides.
     parameters: HashMap<String, Option<String>>,
+    /// The template's `Conditions`, evaluated when used.
+    conditions: HashMap<String, Node>,
     region: String,
     /// Logical ids of the `AWS::Serverless::HttpApi` resources.
     apis: Vec<String>,
@@ -325,6 +348,7 @@ impl Reader {
     fn new(root: &Node, overrides: &[String], region: &str) -> Result<Reader, TemplateError> {
         let mut parameters = HashMap::new();
         let mut allowed: HashMap<String, Vec<String>> = HashMap::new();
+        let mut secret: Vec<String> = Vec::new();
         if let Some(section) = root.get("Parameters") {
             for (name, parameter) in map(section, "Parameters")?.entries() {
                 let default = match parameter.get("Default") {
@@ -337,6 +361,12 @@ impl Reader {
                     let values: Result<Vec<String>, _> =
                         values.iter().map(|v| literal(v, &key)).collect();
                     allowed.insert(name.clone(), values?);
+                }
+                if parameter
+                    .get("NoEcho")
+                    .is_some_and(|n| literal(n, "NoEcho").is_ok_and(|v| v == "true"))
+                {
+                    secret.push(name.clone());
                 }
                 parameters.insert(name.clone(), default);
             }
@@ -353,8 +383,9 @@ impl Reader {
             if let Some(values) = allowed.get(name)
                 && !values.iter().any(|v| v == value)
             {
+                let shown = if secret.iter().any(|s| s == name) { "(NoEcho)" } else { value };
                 return Err(TemplateError::Override(format!(
-                    "{name}={value:?} is not one of its AllowedValues {values:?}"
+                    "{name}={shown:?} is not one of its AllowedValues {values:?}"
                 )));
             }
             *slot = Some(value.to_owned());
@@ -367,7 +398,13 @@ impl Reader {
                 }
             }
         }
-        Ok(Reader { parameters, region: region.to_owned(), apis })
+        let mut conditions = HashMap::new();
+        if let Some(section) = root.get("Conditions") {
+            for (name, condition) in map(section, "Conditions")?.entries() {
+                conditions.insert(name.clone(), condition.clone());
+            }
+        }
+        Ok(Reader { parameters, conditions, region: region.to_owned(), apis })
     }
 
     fn read(&self, root: &Node) -> Result<Template, TemplateError> {
@@ -380,31 +417,22 @@ impl Reader {
         let api_globals = globals.get("HttpApi").cloned().unwrap_or_else(|| empty.clone());
         let resources = root.get("Resources").ok_or_else(|| error(root, "Resources", "missing"))?;
 
-        let mut template = Template { functions: Vec::new(), routes: Vec::new(), throttle: None };
-        let mut apis_used: Vec<String> = Vec::new();
-        for (id, resource) in map(resources, "Resources")?.entries() {
+        let mut template = Template {
+            functions: Vec::new(),
+            routes: Vec::new(),
+            throttle: None,
+            authorizers: Vec::new(),
+        };
+        let resources = map(resources, "Resources")?;
+        // The API first: its authorizers name functions, its body routes.
+        let mut api = Api::default();
+        for (id, resource) in resources.entries() {
             match kind(resource) {
-                Some("AWS::Serverless::Function") => {
-                    let properties = resource.get("Properties").cloned().unwrap_or(empty.clone());
-                    let properties = merged(&function_globals, map(&properties, id)?);
-                    let (function, routes) =
-                        self.function(id, resource, &properties, &mut apis_used)?;
-                    if template.functions.iter().any(|f| f.name == function.name) {
-                        return Err(error(
-                            resource,
-                            id,
-                            format!("a second function with the binary {:?}", function.name),
-                        ));
-                    }
-                    if !routes.is_empty() {
-                        template.functions.push(function);
-                        template.routes.extend(routes);
-                    }
-                }
                 Some("AWS::Serverless::HttpApi") => {
                     let properties = resource.get("Properties").cloned().unwrap_or(empty.clone());
                     let properties = merged(&api_globals, map(&properties, id)?);
-                    template.throttle = self.api(id, &properties)?;
+                    api = self.api(id, &properties)?;
+                    template.throttle = api.throttle;
                 }
                 Some("AWS::Serverless::Api") => {
                     return Err(error(
@@ -414,6 +442,74 @@ impl Reader {
                     ));
                 }
                 _ => {}
+            }
+        }
+        let mut apis_used: Vec<String> = Vec::new();
+        let mut all = Vec::new();
+        for (id, resource) in resources.entries() {
+            if kind(resource) != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let properties = resource.get("Properties").cloned().unwrap_or(empty.clone());
+            let properties = merged(&function_globals, map(&properties, id)?);
+            let (function, routes) = self.function(id, resource, &properties, &mut apis_used)?;
+            if all.iter().any(|(f, _): &(Function, Vec<RouteSpec>)| f.name == function.name) {
+                return Err(error(
+                    resource,
+                    id,
+                    format!("a second function with the binary {:?}", function.name),
+                ));
+            }
+            all.push((function, routes));
+        }
+        // Authorizers: their functions by name.
+        for (name, logical_id, authorizer) in &api.authorizers {
+            let Some((function, _)) = all.iter().find(|(f, _)| &f.logical_id == logical_id) else {
+                return Err(error(
+                    authorizer,
+                    &format!("Auth.Authorizers.{name}.FunctionArn"),
+                    format!("{logical_id} is not a function of the template"),
+                ));
+            };
+            let (identity_headers, ttl) = self.identity(name, authorizer)?;
+            template.authorizers.push(AuthorizerSpec {
+                name: name.clone(),
+                function: function.name.clone(),
+                identity_headers,
+                ttl,
+            });
+        }
+        for (function, routes) in all {
+            let authorizes = template.authorizers.iter().any(|a| a.function == function.name);
+            if !routes.is_empty() || authorizes {
+                template.functions.push(function);
+                template.routes.extend(routes);
+            }
+        }
+        // The body's `security`, on the routes the events made.
+        for (method, path, authorizer, line) in &api.security {
+            let Some(route) =
+                template.routes.iter_mut().find(|r| &r.method == method && &r.path == path)
+            else {
+                return Err(TemplateError::Key {
+                    line: *line,
+                    key: format!("DefinitionBody.paths.{path}"),
+                    why: format!("no function has the route {method} {path}"),
+                });
+            };
+            if route.authorizer.is_none() {
+                route.authorizer = authorizer.clone();
+            }
+        }
+        for route in &template.routes {
+            if let Some(name) = &route.authorizer
+                && !template.authorizers.iter().any(|a| &a.name == name)
+            {
+                return Err(TemplateError::Key {
+                    line: route.line,
+                    key: format!("{} {}", route.method, route.path),
+                    why: format!("no authorizer {name:?} in the HttpApi's Auth.Authorizers"),
+                });
             }
         }
         if apis_used.len() > 1 {
@@ -608,6 +704,7 @@ impl Reader {
             path: String::new(),
             function: String::new(),
             integration_timeout: MAX_INTEGRATION_TIMEOUT,
+            authorizer: None,
             line: event.line,
         };
         let mut api = "ServerlessHttpApi".to_owned();
@@ -636,6 +733,16 @@ impl Reader {
                         return Err(error(node, &path, "the pod sends payload format 2.0 only"));
                     }
                 }
+                "Auth" => {
+                    for (inner, value) in map(node, &path)?.entries() {
+                        let path = format!("{path}.{inner}");
+                        if inner != "Authorizer" {
+                            return Err(error(value, &path, "not supported in a pod"));
+                        }
+                        let name = self.scalar_text(value, &path)?;
+                        route.authorizer = (name != "NONE").then_some(name);
+                    }
+                }
                 _ => return Err(error(node, &path, "not supported in a pod")),
             }
         }
@@ -662,8 +769,10 @@ impl Reader {
         Ok(route)
     }
 
-    /// The HttpApi's throttling, checking its other keys.
-    fn api(&self, id: &str, properties: &Node) -> Result<Option<Throttle>, TemplateError> {
+    /// The HttpApi's throttling, authorizers and body, checking its other
+    /// keys.
+    fn api(&self, id: &str, properties: &Node) -> Result<Api, TemplateError> {
+        let mut api = Api::default();
         let mut throttle = None;
         for (key, node) in properties.entries() {
             let path = format!("{id}.Properties.{key}");
@@ -703,11 +812,218 @@ impl Reader {
                         }
                     };
                 }
+                "Auth" => {
+                    for (inner, value) in map(node, &path)?.entries() {
+                        let path = format!("{path}.{inner}");
+                        if inner != "Authorizers" {
+                            return Err(error(value, &path, "not supported in a pod"));
+                        }
+                        for (name, authorizer) in map(value, &path)?.entries() {
+                            let path = format!("{path}.{name}");
+                            let function = self.authorizer(&path, authorizer)?;
+                            api.authorizers.push((name.clone(), function, authorizer.clone()));
+                        }
+                    }
+                }
+                "DefinitionBody" => api.security = self.body(&path, node)?,
                 _ if IGNORED_API_KEYS.iter().any(|(k, _)| k == key) => {}
                 _ => return Err(error(node, &path, "not supported in a pod")),
             }
         }
-        Ok(throttle)
+        api.throttle = throttle;
+        Ok(api)
+    }
+
+    /// A Lambda authorizer's keys; the logical id of its function.
+    fn authorizer(&self, path: &str, node: &Node) -> Result<String, TemplateError> {
+        let mut function = None;
+        for (key, value) in map(node, path)?.entries() {
+            let path = format!("{path}.{key}");
+            match key.as_str() {
+                "FunctionArn" => function = Some(get_att_arn(value, &path)?),
+                "AuthorizerPayloadFormatVersion" => {
+                    if self.string(value, &path)? != "2.0" {
+                        return Err(error(
+                            value,
+                            &path,
+                            "the pod sends authorizers payload 2.0 only",
+                        ));
+                    }
+                }
+                "EnableSimpleResponses" => {
+                    if self.string(value, &path)? != "true" {
+                        return Err(error(
+                            value,
+                            &path,
+                            "the pod reads simple responses only (true)",
+                        ));
+                    }
+                }
+                // Checked by `identity`; permissions are IAM's business.
+                "Identity" | "EnableFunctionDefaultPermissions" | "FunctionInvokeRole" => {}
+                _ => return Err(error(value, &path, "not supported in a pod")),
+            }
+        }
+        if node.get("EnableSimpleResponses").is_none() {
+            return Err(error(
+                node,
+                path,
+                "EnableSimpleResponses: true is needed (the pod reads simple responses)",
+            ));
+        }
+        function.ok_or_else(|| error(node, &format!("{path}.FunctionArn"), "missing"))
+    }
+
+    /// An authorizer's `Identity`: its headers and cache time.
+    fn identity(&self, name: &str, node: &Node) -> Result<(Vec<String>, Duration), TemplateError> {
+        let path = format!("Auth.Authorizers.{name}.Identity");
+        let Some(identity) = node.get("Identity") else {
+            return Err(error(node, &path, "missing: the pod needs the identity headers"));
+        };
+        let (mut headers, mut ttl) = (Vec::new(), Duration::ZERO);
+        for (key, value) in map(identity, &path)?.entries() {
+            let path = format!("{path}.{key}");
+            match key.as_str() {
+                "Headers" => {
+                    let Value::Seq(items) = &value.value else {
+                        return Err(error(value, &path, "must be a list of header names"));
+                    };
+                    for item in items {
+                        headers.push(self.scalar_text(item, &path)?.to_ascii_lowercase());
+                    }
+                }
+                "ReauthorizeEvery" => {
+                    ttl = Duration::from_secs(self.number(value, &path, 0, 3600)?)
+                }
+                _ => return Err(error(value, &path, "not supported in a pod (Headers only)")),
+            }
+        }
+        if headers.is_empty() {
+            return Err(error(identity, &path, "Headers: at least one header"));
+        }
+        Ok((headers, ttl))
+    }
+
+    /// The only `DefinitionBody` the pod reads: `paths.<path>.<method>.security`,
+    /// a list of at most one authorizer or an `!If` between two such lists
+    /// (how a parameter switches an authorizer on, which an event's `Auth`
+    /// cannot do). `openapi` and `info` are read past.
+    #[allow(clippy::type_complexity)]
+    fn body(
+        &self,
+        path: &str,
+        node: &Node,
+    ) -> Result<Vec<(String, String, Option<String>, usize)>, TemplateError> {
+        let mut security = Vec::new();
+        for (key, value) in map(node, path)?.entries() {
+            let path = format!("{path}.{key}");
+            match key.as_str() {
+                "openapi" | "info" => {}
+                "paths" => {
+                    for (route_path, methods) in map(value, &path)?.entries() {
+                        let path = format!("{path}.{route_path}");
+                        for (method_key, operation) in map(methods, &path)?.entries() {
+                            let path = format!("{path}.{method_key}");
+                            let method = match method_key.as_str() {
+                                "x-amazon-apigateway-any-method" => "ANY".to_owned(),
+                                m @ ("get" | "post" | "put" | "patch" | "delete" | "head"
+                                | "options") => m.to_ascii_uppercase(),
+                                _ => return Err(error(operation, &path, "not an HTTP method")),
+                            };
+                            for (field, list) in map(operation, &path)?.entries() {
+                                let path = format!("{path}.{field}");
+                                if field != "security" {
+                                    return Err(error(
+                                        list,
+                                        &path,
+                                        "not supported in a pod (security only)",
+                                    ));
+                                }
+                                let chosen = self.if_branch(list, &path)?;
+                                let authorizer = security_requirement(chosen, &path)?;
+                                security.push((
+                                    method.clone(),
+                                    route_path.clone(),
+                                    authorizer,
+                                    list.line,
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => return Err(error(value, &path, "not supported in a pod")),
+            }
+        }
+        Ok(security)
+    }
+
+    /// `node`, or the branch an `!If` chooses.
+    fn if_branch<'a>(&self, node: &'a Node, key: &str) -> Result<&'a Node, TemplateError> {
+        let arguments = match (&node.value, node.tag.as_deref()) {
+            (Value::Seq(items), Some("If")) => items.as_slice(),
+            (Value::Map(entries), None) if entries.len() == 1 && entries[0].0 == "Fn::If" => {
+                match &entries[0].1.value {
+                    Value::Seq(items) => items.as_slice(),
+                    _ => return Err(error(node, key, "Fn::If takes [condition, then, else]")),
+                }
+            }
+            _ => return Ok(node),
+        };
+        let [condition, then, otherwise] = arguments else {
+            return Err(error(node, key, "Fn::If takes [condition, then, else]"));
+        };
+        let name = self.scalar_text(condition, key)?;
+        Ok(if self.condition(&name, key, node, 0)? { then } else { otherwise })
+    }
+
+    /// The value of the condition `name`.
+    fn condition(
+        &self,
+        name: &str,
+        key: &str,
+        at: &Node,
+        depth: usize,
+    ) -> Result<bool, TemplateError> {
+        let Some(node) = self.conditions.get(name) else {
+            return Err(error(at, key, format!("no condition {name:?} in Conditions")));
+        };
+        self.evaluate(node, &format!("Conditions.{name}"), depth + 1)
+    }
+
+    /// `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition`, over
+    /// parameters and literals.
+    fn evaluate(&self, node: &Node, key: &str, depth: usize) -> Result<bool, TemplateError> {
+        if depth > 16 {
+            return Err(error(node, key, "conditions nested too deep (a cycle?)"));
+        }
+        let (function, arguments): (&str, &Node) = match (&node.value, node.tag.as_deref()) {
+            (_, Some(tag)) => (tag, node),
+            (Value::Map(entries), None) if entries.len() == 1 => {
+                let (name, value) = &entries[0];
+                (name.strip_prefix("Fn::").unwrap_or(name), value)
+            }
+            _ => return Err(error(node, key, "not a condition")),
+        };
+        let items = match &arguments.value {
+            Value::Seq(items) => items.as_slice(),
+            _ if function == "Condition" => &[],
+            _ => return Err(error(node, key, format!("Fn::{function} takes a list"))),
+        };
+        match (function, items) {
+            ("Equals", [a, b]) => Ok(self.string(a, key)? == self.string(b, key)?),
+            ("Not", [c]) => Ok(!self.evaluate(c, key, depth + 1)?),
+            ("And", items) if !items.is_empty() => {
+                items.iter().try_fold(true, |all, c| Ok(all && self.evaluate(c, key, depth + 1)?))
+            }
+            ("Or", items) if !items.is_empty() => {
+                items.iter().try_fold(false, |any, c| Ok(any || self.evaluate(c, key, depth + 1)?))
+            }
+            ("Condition", _) => {
+                let name = self.scalar_text(arguments, key)?;
+                self.condition(&name, key, node, depth)
+            }
+            _ => Err(error(node, key, format!("Fn::{function} cannot be evaluated in a pod"))),
+        }
     }
 
     /// A scalar, or a `Ref` to a parameter or `AWS::Region`.
@@ -781,6 +1097,59 @@ impl Reader {
             Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
             _ => Err(error(node, key, format!("{text:?} is not a number of 0 or more"))),
         }
+    }
+}
+
+/// What the HttpApi resource says.
+#[derive(Debug, Default)]
+struct Api {
+    throttle: Option<Throttle>,
+    /// Each authorizer: its name, its function's logical id, its node.
+    authorizers: Vec<(String, String, Node)>,
+    /// `DefinitionBody` security: method, path, authorizer, line.
+    security: Vec<(String, String, Option<String>, usize)>,
+}
+
+/// The logical id in `!GetAtt X.Arn` (or its long forms).
+fn get_att_arn(node: &Node, key: &str) -> Result<String, TemplateError> {
+    let target = match (&node.value, node.tag.as_deref()) {
+        (Value::Scalar(text), Some("GetAtt")) => text.strip_suffix(".Arn").map(str::to_owned),
+        (Value::Seq(items), Some("GetAtt")) => arn_pair(items),
+        (Value::Map(entries), None) if entries.len() == 1 && entries[0].0 == "Fn::GetAtt" => {
+            match &entries[0].1.value {
+                Value::Seq(items) => arn_pair(items),
+                Value::Scalar(text) => text.strip_suffix(".Arn").map(str::to_owned),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    target.ok_or_else(|| error(node, key, "must be !GetAtt <a function of the template>.Arn"))
+}
+
+fn arn_pair(items: &[Node]) -> Option<String> {
+    match items {
+        [Node { value: Value::Scalar(id), .. }, Node { value: Value::Scalar(attribute), .. }]
+            if attribute == "Arn" =>
+        {
+            Some(id.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The authorizer an OpenAPI `security` list names: `[]` for none, or
+/// `[{Name: []}]`.
+fn security_requirement(node: &Node, key: &str) -> Result<Option<String>, TemplateError> {
+    let Value::Seq(items) = &node.value else {
+        return Err(error(node, key, "must be a list of security requirements"));
+    };
+    match items.as_slice() {
+        [] => Ok(None),
+        [Node { value: Value::Map(entries), tag: None, .. }] if entries.len() == 1 => {
+            Ok(Some(entries[0].0.clone()))
+        }
+        _ => Err(error(node, key, "the pod takes at most one authorizer per route")),
     }
 }
 
@@ -957,11 +1326,11 @@ Resources:
     fn reads_the_projects_template() {
         let template = read(PROJECT).expect("template.yaml");
         let names: Vec<_> = template.functions.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["hello", "ping", "docs"]);
+        assert_eq!(names, ["hello", "ping", "docs", "authorizer"]);
         let timeouts: Vec<_> = template.functions.iter().map(|f| f.timeout.as_secs()).collect();
-        assert_eq!(timeouts, [10, 3, 5], "each function's own Timeout, or Globals'");
+        assert_eq!(timeouts, [10, 3, 5, 3], "each function's own Timeout, or Globals'");
         let memory: Vec<_> = template.functions.iter().map(|f| f.memory_size).collect();
-        assert_eq!(memory, [512, 128, 128]);
+        assert_eq!(memory, [512, 128, 128, 128]);
         assert_eq!(template.functions[0].log_format.as_deref(), Some("JSON"));
         assert_eq!(template.functions[0].log_level.as_deref(), Some("INFO"));
         let routes: Vec<_> = template
@@ -981,6 +1350,144 @@ Resources:
         );
         assert!(template.routes.iter().all(|r| r.integration_timeout == MAX_INTEGRATION_TIMEOUT));
         assert_eq!(template.throttle, Some(Throttle { burst: 500, rate: 1000.0 }));
+        // The authorizer: read, and off by default.
+        assert_eq!(
+            template.authorizers,
+            [AuthorizerSpec {
+                name: "ApiKeyAuthorizer".into(),
+                function: "authorizer".into(),
+                identity_headers: vec!["authorization".into()],
+                ttl: Duration::from_secs(300),
+            }]
+        );
+        assert_eq!(template.functions[3].variables["KF_API_KEYS"], "");
+        assert!(template.routes.iter().all(|r| r.authorizer.is_none()));
+        // One parameter turns it on for /api/v1/hello only.
+        let on = parse(
+            PROJECT,
+            &["RequireApiKey=true".into(), "ApiKeyHashes=ci:abc".into()],
+            "eu-west-1",
+        )
+        .expect("auth on");
+        let guarded: Vec<_> =
+            on.routes.iter().filter(|r| r.authorizer.is_some()).map(|r| r.path.as_str()).collect();
+        assert_eq!(guarded, ["/api/v1/hello"]);
+        assert_eq!(on.functions[3].variables["KF_API_KEYS"], "ci:abc");
+        let e = parse(PROJECT, &["ApiKeyHashes=x".into(), "RequireApiKey=yes".into()], "x")
+            .expect_err("not allowed");
+        assert!(e.to_string().contains("AllowedValues"), "{e}");
+    }
+
+    /// An HttpApi with an authorizer, switched by condition `On` (on the
+    /// parameter `Level`).
+    fn with_authorizer(body_security: &str, identity: &str) -> String {
+        let text = one_function(
+            "",
+            "",
+            &format!(
+                "      DefinitionBody:
+        openapi: \"3.0.1\"
+        info: {{title: t, version: \"1\"}}
+        paths:
+          /items/{{id}}:
+            get:
+              security: {body_security}
+      Auth:
+        Authorizers:
+          Keys:
+            FunctionArn: !GetAtt Fn.Arn
+            AuthorizerPayloadFormatVersion: \"2.0\"
+            EnableSimpleResponses: true
+{identity}"
+            ),
+        );
+        text.replace(
+            "Globals:",
+            "Conditions:\n  On: !Equals [!Ref Level, DEBUG]\n  Off: !Not [Condition: On]\n  Both: {\"Fn::And\": [{Condition: On}, !Equals [a, a]]}\nGlobals:",
+        )
+    }
+
+    const IDENTITY: &str = "            Identity:
+              Headers: [Authorization, X-Tenant]
+              ReauthorizeEvery: 60";
+
+    #[test]
+    fn authorizers_and_the_conditions_that_switch_them() {
+        let on = |overrides: &[&str], security: &str| {
+            let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
+            let text = with_authorizer(security, IDENTITY);
+            parse(&text, &overrides, "x").expect("valid").routes[0].authorizer.clone()
+        };
+        let keys = Some("Keys".to_owned());
+        assert_eq!(on(&[], "[{Keys: []}]"), keys);
+        assert_eq!(on(&[], "[]"), None);
+        assert_eq!(on(&[], "!If [On, [{Keys: []}], []]"), None, "Level defaults to WARN");
+        assert_eq!(on(&["Level=DEBUG"], "!If [On, [{Keys: []}], []]"), keys);
+        assert_eq!(on(&["Level=DEBUG"], "!If [Off, [{Keys: []}], []]"), None);
+        assert_eq!(on(&["Level=DEBUG"], "{\"Fn::If\": [Both, [{Keys: []}], []]}"), keys);
+        let template = parse(&with_authorizer("[]", IDENTITY), &[], "x").expect("valid");
+        assert_eq!(template.authorizers[0].identity_headers, ["authorization", "x-tenant"]);
+        assert_eq!(template.authorizers[0].ttl, Duration::from_secs(60));
+        assert_eq!(template.authorizers[0].function, "fixture");
+
+        for (security, identity, says) in [
+            ("[{Keys: []}, {Other: []}]", IDENTITY, "at most one authorizer"),
+            ("!If [Nope, [], []]", IDENTITY, "no condition \"Nope\""),
+            ("!If [On, []]", IDENTITY, "Fn::If takes"),
+            ("[]", "", "Identity: missing"),
+            ("[]", "            Identity:\n              QueryStrings: [k]", "Headers only"),
+            ("[]", "            Identity:\n              Headers: []", "at least one header"),
+            (
+                "[]",
+                "            Identity:\n              Headers: [A]\n              ReauthorizeEvery: 9999",
+                "from 0 to 3600",
+            ),
+        ] {
+            let error = refused(&with_authorizer(security, identity));
+            assert!(error.contains(says), "{security} / {identity}: {error}");
+        }
+        let text = with_authorizer("[]", IDENTITY);
+        for (from, to, says) in [
+            ("            get:\n", "            put:\n", "no function has the route PUT"),
+            ("            get:\n", "            brew:\n", "not an HTTP method"),
+            (
+                "              security:",
+                "              summary: x\n              security:",
+                "security only",
+            ),
+            (
+                "FunctionArn: !GetAtt Fn.Arn",
+                "FunctionArn: !GetAtt Nope.Arn",
+                "Nope is not a function",
+            ),
+            ("FunctionArn: !GetAtt Fn.Arn", "FunctionArn: arn:aws:lambda:x", "must be !GetAtt"),
+            (
+                "EnableSimpleResponses: true",
+                "EnableSimpleResponses: false",
+                "simple responses only",
+            ),
+            (
+                "AuthorizerPayloadFormatVersion: \"2.0\"",
+                "AuthorizerPayloadFormatVersion: \"1.0\"",
+                "payload 2.0",
+            ),
+            (
+                "      Auth:\n",
+                "      Auth:\n        DefaultAuthorizer: Keys\n",
+                "DefaultAuthorizer: not supported",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let error = refused(&text.replacen(from, to, 1));
+            assert!(error.contains(says), "{to}: {error}");
+        }
+        // A NoEcho parameter's value is never repeated in a message.
+        let secret = text.replace(
+            "  NoDefault:\n",
+            "  Secret:\n    Type: String\n    NoEcho: true\n    AllowedValues: [a]\n  NoDefault:\n",
+        );
+        let e = parse(&secret, &["Secret=hunter2".into()], "x").expect_err("not allowed");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]
@@ -1070,9 +1577,15 @@ Resources:
             ("      Environment:\n        Variables:\n          1X: x", "", "", "variable name"),
             (
                 "",
-                "            Auth:\n              Authorizer: NONE",
+                "            Auth:\n              Authorizer: Missing",
                 "",
-                "Properties.Auth: not supported",
+                "no authorizer \"Missing\"",
+            ),
+            (
+                "",
+                "            Auth:\n              AuthorizationScopes: [a]",
+                "",
+                "AuthorizationScopes: not",
             ),
             ("", "            RouteSettings: {}", "", "RouteSettings: not supported"),
             ("", "            PayloadFormatVersion: \"1.0\"", "", "payload format 2.0"),

@@ -11,8 +11,10 @@
 //! * [`validate`]: raw body to request, or FastAPI-shaped errors.
 //! * [`routes`]: the METHOD + path table every router agrees with.
 //! * [`error`]: the one error type, with its status and JSON body.
+//! * [`auth`]: API keys as SHA-256 hashes, and the authorizer's decision.
 //! * [`openapi`]: the OpenAPI document generated from [`models`].
 
+pub mod auth;
 pub mod error;
 pub mod factor;
 pub mod hello;

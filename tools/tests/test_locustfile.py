@@ -72,6 +72,12 @@ class CheckHello(unittest.TestCase):
         bad_message = dict(hello_body(n, 398311), message2="The largest prime factor of 1 is 1.")
         self.assertTrue(self.outcome(200, bad_message).startswith("failure"))
 
+    def test_the_key_is_sent_only_when_set(self):
+        self.assertEqual(locustfile.auth_headers({}), {})
+        self.assertEqual(locustfile.auth_headers({"KF_API_KEY": " "}), {})
+        self.assertEqual(locustfile.auth_headers({"KF_API_KEY": "kf_abc"}),
+                         {"Authorization": "Bearer kf_abc"})
+
     def test_errors_and_garbage_fail(self):
         self.assertTrue(self.outcome(503, {"message": "Service Unavailable"}).startswith("failure"))
         self.assertTrue(self.outcome(200, ValueError("not JSON")).startswith("failure"))

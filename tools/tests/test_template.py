@@ -27,6 +27,7 @@ FUNCTIONS = {
     "HelloFunction": {"binary": "hello", "memory": 512, "timeout": 10},
     "PingFunction": {"binary": "ping", "memory": 128, "timeout": 3},
     "DocsFunction": {"binary": "docs", "memory": 128, "timeout": 5},
+    "AuthorizerFunction": {"binary": "authorizer", "memory": 128, "timeout": 3},
 }
 
 
@@ -172,9 +173,38 @@ class ExpandedTemplate(unittest.TestCase):
         self.assertEqual(props["AccessLogSettings"]["DestinationArn"], {"Fn::GetAtt": ["ApiLogGroup", "Arn"]})
         self.assertIn("$context.requestId", props["AccessLogSettings"]["Format"])
 
+    def test_the_authorizer_guards_hello_only_when_switched_on(self):
+        (api,) = self.of_type("AWS::ApiGatewayV2::Api").values()
+        body = api["Properties"]["Body"]
+        scheme = body["components"]["securitySchemes"]["ApiKeyAuthorizer"]["x-amazon-apigateway-authorizer"]
+        self.assertEqual(scheme["identitySource"], ["$request.header.Authorization"])
+        self.assertEqual((scheme["authorizerPayloadFormatVersion"], scheme["enableSimpleResponses"]),
+                         ("2.0", True))
+        self.assertGreater(scheme["authorizerResultTtlInSeconds"], 0, "results are cached")
+        self.assertIn("AuthorizerFunction", str(scheme["authorizerUri"]))
+        for path, methods in body["paths"].items():
+            security = methods["x-amazon-apigateway-any-method"].get("security")
+            if path == "/api/v1/hello":
+                self.assertEqual(security, {"Fn::If": ["ApiKeyRequired", [{"ApiKeyAuthorizer": []}], []]})
+            else:
+                self.assertIsNone(security, f"{path} stays open")
+        self.assertEqual(self.cfn["Conditions"]["ApiKeyRequired"],
+                         {"Fn::Equals": [{"Ref": "RequireApiKey"}, "true"]})
+        parameters = self.cfn["Parameters"]
+        self.assertEqual(parameters["RequireApiKey"]["Default"], "false", "off by default")
+        self.assertTrue(parameters["ApiKeyHashes"]["NoEcho"])
+        # API Gateway may invoke the authorizer, and only through this API.
+        permissions = [p["Properties"] for p in self.of_type("AWS::Lambda::Permission").values()
+                       if p["Properties"]["FunctionName"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}]
+        self.assertEqual(len(permissions), 1)
+        self.assertIn("/authorizers/*", str(permissions[0]["SourceArn"]))
+        env = self.of_type("AWS::Lambda::Function")["AuthorizerFunction"]["Properties"]["Environment"]
+        self.assertEqual(env["Variables"], {"KF_API_KEYS": {"Ref": "ApiKeyHashes"}})
+
     def test_outputs(self):
         self.assertEqual(sorted(self.cfn["Outputs"]),
-                         ["ApiUrl", "DocsFunctionArn", "DocsUrl", "HelloFunctionArn", "PingFunctionArn"])
+                         ["ApiUrl", "AuthorizerFunctionArn", "DocsFunctionArn", "DocsUrl", "HelloFunctionArn",
+                          "PingFunctionArn"])
 
     def test_the_role_may_only_write_the_functions_own_logs(self):
         roles = self.of_type("AWS::IAM::Role")
@@ -187,7 +217,7 @@ class ExpandedTemplate(unittest.TestCase):
         self.assertEqual(statement["Effect"], "Allow")
         self.assertEqual(sorted(statement["Action"]), ["logs:CreateLogStream", "logs:PutLogEvents"])
         self.assertEqual(statement["Resource"], [{"Fn::GetAtt": [f"{n}LogGroup", "Arn"]}
-                                                 for n in ("Hello", "Ping", "Docs")])
+                                                 for n in ("Hello", "Ping", "Docs", "Authorizer")])
 
 
 if __name__ == "__main__":
