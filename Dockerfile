@@ -30,8 +30,10 @@ FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS chef
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/*
+# zig and cargo-zigbuild at the versions `make test-shipped` tests with.
+COPY tools/requirements-cross.txt /tmp/requirements-cross.txt
 RUN python3 -m venv /opt/zig \
- && /opt/zig/bin/pip install --no-cache-dir ziglang==0.17.0 cargo-zigbuild==0.24.0 \
+ && /opt/zig/bin/pip install --no-cache-dir -r /tmp/requirements-cross.txt \
  && cargo install cargo-chef --locked --version 0.1.78 \
  && rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
 ENV PATH=/opt/zig/bin:$PATH
@@ -43,12 +45,10 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 ARG TARGETARCH
-# The target triple, with glibc 2.34: Amazon Linux 2023's.
-RUN case "$TARGETARCH" in \
-      amd64) echo x86_64-unknown-linux-gnu.2.34 > /target ;; \
-      arm64) echo aarch64-unknown-linux-gnu.2.34 > /target ;; \
-      *) echo "unsupported architecture: $TARGETARCH" >&2; exit 1 ;; \
-    esac
+# The target triple, with glibc 2.34 (Amazon Linux 2023's), from the script
+# that also builds the image's binaries below and in `make test-shipped`.
+COPY tools/cross.sh tools/cross.sh
+RUN tools/cross.sh triple "$TARGETARCH" > /target
 COPY --from=planner /src/recipe.json recipe.json
 # The dependency layer: rebuilt only when the dependencies change.
 RUN cargo chef cook --release --locked --zigbuild --target "$(cat /target)" --recipe-path recipe.json
@@ -57,18 +57,9 @@ COPY . .
 # on the host: /opt/kf-api/gateway, /opt/kf-api/template.yaml (which names the
 # functions, their routes and limits) and /opt/kf-api/functions/<name>/bootstrap
 # for every function crate under functions/ (a test keeps them equal to the
-# template's functions).
-RUN cargo zigbuild --release --locked --target "$(cat /target)" --bins --workspace --exclude e2e \
- && triple="$(cut -d. -f1 /target)" \
- && mkdir -p /out/functions \
- && cp "target/$triple/release/gateway" /out/gateway \
- && cp template.yaml /out/template.yaml \
- && for dir in functions/*/; do \
-      f="$(basename "$dir")"; \
-      if [ -f "target/$triple/release/$f" ]; then \
-        mkdir -p "/out/functions/$f" && cp "target/$triple/release/$f" "/out/functions/$f/bootstrap"; \
-      fi; \
-    done
+# template's functions). `make test-shipped` runs the same script and tests
+# its output, amd64 natively and arm64 under qemu.
+RUN tools/cross.sh image "$TARGETARCH" /out
 
 # Amazon's Lambda base image: the Lambda runtime environment. The same image
 # also deploys to AWS Lambda as a container image: there AWS_LAMBDA_RUNTIME_API

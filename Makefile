@@ -7,6 +7,7 @@
 #   make bench  - compute and HTTP benchmarks (numbers go in results/ and the README)
 #   make loadtest - Locust against the local stack, ramping to 250 users, with charts
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
+#   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu)
 #   make validate - SAM template, Kubernetes manifests, Dockerfile: linters and schema checks
 #   make sam-build - sam build (what sam deploy uploads), offline
 #   make stage  - the image's /opt/kf-api laid out under target/image, from release binaries
@@ -21,6 +22,13 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_OK   := $(CHECKOV_VENV)/.installed
 LOADTEST_VENV := .venv-loadtest
 LOADTEST_OK   := $(LOADTEST_VENV)/.installed
+CROSS_VENV := .venv-cross
+CROSS_OK   := $(CROSS_VENV)/.installed
+# qemu-user and the arm64 C library (Debian multiarch), to run arm64
+# binaries here; the arm64 cross linker, to link arm64 test binaries.
+QEMU_OK    := .tools/qemu.stamp
+SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
+SHIPPED    := target/shipped
 export LOCUST := $(CURDIR)/$(LOADTEST_VENV)/bin/locust
 # Kubernetes versions the manifests must validate against: the oldest
 # supported here and the newest kubernetes-validate ships.
@@ -53,7 +61,7 @@ PARAMETERS ?=
 KEY_ID ?= default
 IMAGE_DIR := target/image/opt/kf-api
 
-.PHONY: help tools run keygen watch stage test lint validate unit test-summary bench loadtest build sam-build clean
+.PHONY: help tools run keygen watch stage test test-shipped lint validate unit test-summary bench loadtest build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -76,6 +84,19 @@ $(LOADTEST_OK): tools/requirements-loadtest.txt
 	python3 -m venv $(LOADTEST_VENV)
 	$(LOADTEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-loadtest.txt
 	touch $@
+
+$(CROSS_OK): tools/requirements-cross.txt
+	python3 -m venv $(CROSS_VENV)
+	$(CROSS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-cross.txt
+	rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
+	touch $@
+
+$(QEMU_OK):
+	$(SUDO) dpkg --add-architecture arm64
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	  qemu-user libc6:arm64 libgcc-s1:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils >/dev/null
+	mkdir -p $(dir $@) && touch $@
 
 $(RIE_STAMP):
 	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-mod=mod $(GO) install \
@@ -150,7 +171,7 @@ unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	@# tools' environment with aws-sam-cli).
 	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v \
 	  test_locustfile test_cost 2>&1 | tee $(CURDIR)/target/unittest.log
-	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template 2>&1 \
+	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template test_check_artifacts 2>&1 \
 	  | tee -a $(CURDIR)/target/unittest.log
 	cargo test --workspace --locked 2>&1 | tee target/test.log
 	@$(MAKE) --no-print-directory test-summary
@@ -159,6 +180,10 @@ unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 test-summary:
 	@awk '/^test result:/ {p += $$4; f += $$6} /^Ran [0-9]+ tests? in/ {p += $$2} \
 	  END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log target/unittest.log
+	@if ls $(SHIPPED)/*.log >/dev/null 2>&1; then \
+	  awk '/^test result:/ {p += $$4; f += $$6} \
+	    END {printf "shipped binaries (make test-shipped): %d passed, %d failed\n", p, f}' $(SHIPPED)/*.log; \
+	fi
 
 # Compute (divan), then the stack over HTTP in both emulator modes, beside
 # nginx: wrk on one CPU, the server on the other. Both land in
@@ -187,6 +212,39 @@ loadtest: stage $(RIE_STAMP) $(LOADTEST_OK)
 	$(LOADTEST_VENV)/bin/python tools/loadtest.py --out target/loadtest --charts docs/loadtest
 	python3 tools/results.py record loadtest target/loadtest/summary.json
 	python3 tools/results.py render
+
+# The binaries users ship, tested as built: `make build`'s arm64 Lambda
+# artifacts (behind this machine's gateway, each under qemu-aarch64) and the
+# image's two cross-builds (tools/cross.sh, as the Dockerfile runs it: amd64
+# natively, arm64 gateway and functions under qemu). Each set must fit
+# provided.al2023 (glibc 2.34, no library it lacks), then passes the
+# gateway's contract suite; the factoring's property tests run on arm64 too.
+CONTRACT := builtin::serves_the_api_and_its_own_endpoints \
+  builtin::the_authorizer_guards_hello_when_switched_on \
+  builtin::sigterm_lets_in_flight_requests_finish_and_exits_0 \
+  builtin::prewarm_starts_every_function_before_traffic \
+  a_pod_can_serve_a_subset_of_the_functions \
+  an_extra_function_in_the_template_is_served_by_the_unchanged_gateway
+test-shipped: build $(CROSS_OK) $(QEMU_OK)
+	mkdir -p $(SHIPPED)
+	@# The image's builds, in a target directory of their own, so that they
+	@# and make build's (cargo lambda, another glibc) do not undo each other.
+	for arch in amd64 arm64; do \
+	  PATH=$(CURDIR)/$(CROSS_VENV)/bin:$$PATH CARGO_TARGET_DIR=target/cross \
+	    tools/cross.sh image $$arch $(SHIPPED)/image-$$arch; \
+	done
+	python3 tools/check_artifacts.py --max-glibc 2.34 target/lambda/*/bootstrap \
+	  $(SHIPPED)/image-*/gateway $(SHIPPED)/image-*/functions/*/bootstrap
+	@# The 128-bit Montgomery arithmetic on the architecture Lambda uses.
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64 \
+	  cargo test --locked -p shared --target aarch64-unknown-linux-gnu 2>&1 | tee $(SHIPPED)/shared-arm64.log
+	KF_SHIPPED_IMAGE=$(SHIPPED)/image-amd64 cargo test --locked -p e2e --test gateway -- --exact $(CONTRACT) \
+	  2>&1 | tee $(SHIPPED)/image-amd64.log
+	KF_SHIPPED_IMAGE=$(SHIPPED)/image-arm64 cargo test --locked -p e2e --test gateway -- --exact $(CONTRACT) \
+	  2>&1 | tee $(SHIPPED)/image-arm64.log
+	KF_SHIPPED_FUNCTIONS=target/lambda cargo test --locked -p e2e --test gateway -- --exact $(CONTRACT) \
+	  2>&1 | tee $(SHIPPED)/lambda-arm64.log
 
 # Every function crate (the gateway and the tests are not Lambda functions).
 build: $(TOOLS_OK)

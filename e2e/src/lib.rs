@@ -52,6 +52,90 @@ pub fn binaries(target_tmpdir: &'static str) -> &'static Path {
     })
 }
 
+/// The binaries the stack tests run: those `cargo build` makes here, or the
+/// shipped ones (`make test-shipped`): `KF_SHIPPED_IMAGE` names an image's
+/// `/opt/kf-api` laid out by `tools/cross.sh` (its gateway and functions),
+/// `KF_SHIPPED_FUNCTIONS` a `target/lambda` of `make build`'s Lambda
+/// artifacts (`<name>/bootstrap`, behind this machine's gateway).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    built: PathBuf,
+    image: Option<PathBuf>,
+    lambda: Option<PathBuf>,
+}
+
+impl Binaries {
+    /// The binaries for this test run (see [`binaries`]).
+    pub fn get(target_tmpdir: &'static str) -> Binaries {
+        let var = |name: &str| std::env::var_os(name).map(|d| workspace_root().join(d));
+        let image = var("KF_SHIPPED_IMAGE");
+        let lambda = var("KF_SHIPPED_FUNCTIONS");
+        // The gateway is built here unless the image brings its own.
+        let built =
+            if image.is_some() { PathBuf::new() } else { binaries(target_tmpdir).to_owned() };
+        Binaries { built, image, lambda }
+    }
+
+    /// The gateway's executable.
+    pub fn gateway(&self) -> PathBuf {
+        match &self.image {
+            Some(image) => image.join("gateway"),
+            None => self.built.join("gateway"),
+        }
+    }
+
+    /// `function`'s binary.
+    pub fn function(&self, function: &str) -> PathBuf {
+        match (&self.image, &self.lambda) {
+            (Some(image), _) => image.join("functions").join(function).join("bootstrap"),
+            (None, Some(lambda)) => lambda.join(function).join("bootstrap"),
+            (None, None) => self.built.join(function),
+        }
+    }
+}
+
+/// Whether `path` is an ELF binary for a CPU other than this one's, which
+/// runs under `qemu-aarch64` (Debian's qemu-user; no binfmt_misc needed).
+pub fn is_foreign(path: &Path) -> bool {
+    let mut header = [0u8; 20];
+    let read = File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
+    if read.is_err() || &header[..4] != b"\x7fELF" {
+        return false;
+    }
+    let machine = u16::from_le_bytes([header[18], header[19]]);
+    const X86_64: u16 = 0x3e;
+    const AARCH64: u16 = 0xb7;
+    let here = if cfg!(target_arch = "x86_64") { X86_64 } else { AARCH64 };
+    machine != here
+}
+
+/// A command that runs `program`, under qemu if it is for another CPU.
+pub fn command(program: &Path) -> Command {
+    if is_foreign(program) {
+        let mut command = Command::new("qemu-aarch64");
+        command.arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Puts `source` in `dir` as the function's `bootstrap`; a binary for
+/// another CPU goes in as `bootstrap.bin`, with a `bootstrap` that runs it
+/// under qemu.
+pub fn install_bootstrap(source: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("function dir");
+    if is_foreign(source) {
+        std::fs::copy(source, dir.join("bootstrap.bin")).expect("copy bootstrap");
+        let wrapper = "#!/bin/sh\nexec qemu-aarch64 \"$(dirname \"$0\")/bootstrap.bin\" \"$@\"\n";
+        std::fs::write(dir.join("bootstrap"), wrapper).expect("write the qemu wrapper");
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(dir.join("bootstrap"), mode).expect("chmod");
+    } else {
+        std::fs::copy(source, dir.join("bootstrap")).expect("copy bootstrap");
+    }
+}
+
 /// The `aws-lambda-rie` to run: `AWS_LAMBDA_RIE`, else the pinned one that
 /// `make test` builds into `.tools/bin`, else the one on `PATH`; or `None`
 /// (the test is skipped, see [`tool`]).

@@ -18,9 +18,11 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The binaries, built once for all tests.
-fn binaries() -> &'static Path {
-    e2e::binaries(env!("CARGO_TARGET_TMPDIR"))
+/// The binaries under test: built once for all tests, or the shipped ones
+/// (`make test-shipped`, see [`e2e::Binaries`]).
+fn binaries() -> &'static e2e::Binaries {
+    static BINARIES: OnceLock<e2e::Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| e2e::Binaries::get(env!("CARGO_TARGET_TMPDIR")))
 }
 
 /// These tests load both cores; one at a time keeps their timings honest.
@@ -171,12 +173,11 @@ impl Stack {
         // The layout the Dockerfile copies into the image.
         for function in functions.iter().map(|f| f.name.as_str()) {
             let dir = image.join("functions").join(function);
-            std::fs::create_dir_all(&dir).expect("image dir");
             let source = match options.replace.iter().find(|(f, _)| *f == function) {
                 Some((_, runtime)) => workspace_root().join("fixtures/runtimes").join(runtime),
-                None => bin.join(function),
+                None => bin.function(function),
             };
-            std::fs::copy(&source, dir.join("bootstrap")).expect("copy bootstrap");
+            e2e::install_bootstrap(&source, &dir);
         }
         let (port, admin) = (free_port(), free_port());
         let cgroup = options.memory_limit.map(|bytes| MemoryCgroup::new(options.name, bytes));
@@ -188,10 +189,10 @@ impl Stack {
                 sh.arg("-c")
                     .arg(r#"echo $$ > "$0" && exec "$@""#)
                     .arg(cgroup.dir.join("cgroup.procs"))
-                    .arg(bin.join("gateway"));
+                    .arg(bin.gateway());
                 sh
             }
-            None => Command::new(bin.join("gateway")),
+            None => e2e::command(&bin.gateway()),
         };
         command
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -627,7 +628,9 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0(emulator: Emulator) {
         results.iter().filter(|(sent, _)| *sent + Duration::from_millis(20) < signalled).collect();
     let ok = before.iter().filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status == 200)).count();
     eprintln!("SIGTERM under load: {ok} of {} requests sent before it answered 200", before.len());
-    assert!(before.len() > 50, "too little load: {}", before.len());
+    // As many as the 16 clients at least: hundreds natively, a few dozen
+    // under qemu (where `make test-shipped` runs the arm64 build).
+    assert!(before.len() >= 16, "too little load: {}", before.len());
     assert_eq!(ok, before.len(), "{:?}", statuses(&results));
     // Nothing left behind.
     assert!(stack.processes().is_empty(), "left running: {:?}", stack.processes());
@@ -1112,7 +1115,7 @@ fn a_template_it_cannot_honour_stops_the_start_with_the_key_and_line() {
     let line = bad.lines().position(|l| l.contains("Layers")).expect("added") + 1;
     std::fs::write(dir.join("template.yaml"), &bad).expect("write");
     let run = |args: &[&str]| {
-        let out = Command::new(bin.join("gateway"))
+        let out = e2e::command(&bin.gateway())
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(&dir)
@@ -1129,7 +1132,10 @@ fn a_template_it_cannot_honour_stops_the_start_with_the_key_and_line() {
     std::fs::write(dir.join("template.yaml"), &template).expect("write");
     let (code, log) = run(&["--template", "template.yaml", "--functions", "pong"]);
     assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains(r#"no function \"pong\" (it has hello, ping, docs)"#), "{log}");
+    assert!(
+        log.contains(r#"no function \"pong\" (it has hello, ping, docs, authorizer)"#),
+        "{log}"
+    );
 }
 
 /// A key and its hash line, as `make keygen` makes them.
