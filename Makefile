@@ -172,7 +172,7 @@ unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	@# tools' environment with aws-sam-cli).
 	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v \
 	  test_locustfile test_cost 2>&1 | tee $(CURDIR)/target/unittest.log
-	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template test_check_artifacts 2>&1 \
+	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template test_check_artifacts test_hpa 2>&1 \
 	  | tee -a $(CURDIR)/target/unittest.log
 	cargo test --workspace --locked 2>&1 | tee target/test.log
 	@$(MAKE) --no-print-directory test-summary
@@ -253,7 +253,7 @@ test-shipped: build $(CROSS_OK) $(QEMU_OK)
 # .tools/k8s (10 to 15 minutes the first time, then it starts in about 10 s),
 # with kwok simulating the nodes, the pods and their CPU use. Go is $(GO); if
 # there is none, tools/k8s/build.sh fetches the pinned toolchain from the
-# module proxy. Not yet in .ci/run (see the README).
+# module proxy. .ci/run runs it after the rest.
 k8s-test:
 	mkdir -p target
 	GO=$(GO) tools/k8s/test.sh 2>&1 | tee target/k8s-test.log

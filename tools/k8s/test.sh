@@ -15,9 +15,10 @@
 # then that the namespace's admission bites (a Deployment whose container
 # has no securityContext gets a warning and none of its pods is admitted),
 # that a rolling update to a new tag keeps the old pod, ready and in the
-# Service, until the new one is ready (rollout.sh), and that the HPA scales
-# the Deployment out to its maximum under simulated CPU load (hpa.sh;
-# K8S_HPA=0 skips it, about 60 s).
+# Service, until the new one is ready (rollout.sh), and that the HPA settles
+# at the pod count the measured CPU cost per request predicts for each of a
+# series of offered loads, up to its maximum and back down, within its
+# behavior's policies (hpa.py; K8S_HPA=0 skips it, about 4 minutes).
 #
 #   tools/k8s/test.sh
 #   K8S_MANIFESTS=/path/to/k8s tools/k8s/test.sh     another copy of k8s/
@@ -253,7 +254,7 @@ if [[ " ${overlays[*]} " == *" minikube "* ]]; then
 fi
 if [ "${K8S_METRICS:-1}" = 1 ] && [ "${K8S_HPA:-1}" = 1 ]; then
   restricted_namespace kf-test-hpa
-  KUBECTL="$bin/kubectl" KUBECONFIG="$state/kubeconfig" step "$here/hpa.sh" "$manifests" kf-test-hpa "$state/hpa"
+  KUBECTL="$bin/kubectl" KUBECONFIG="$state/kubeconfig" step python3 "$here/hpa.py" "$manifests" kf-test-hpa "$state/hpa"
 fi
 
 ok=1
