@@ -59,7 +59,11 @@ LOADS = (400, 2000, 12000, 2800, 400)
 TOLERANCE = 0.1
 # A count holds this long (two HPA syncs) before it counts as settled.
 HOLD_S = 10
-# The test overlay's scale-down window and period (the shipped: 300 s, 60 s).
+# The scale-down window and period: the shipped ones (the overlay checks
+# that they still are, so that the output's claim stays true) and the test
+# overlay's.
+SHIPPED_SCALE_DOWN_WINDOW_S = 300
+SHIPPED_SCALE_DOWN_PERIOD_S = 60
 TEST_SCALE_DOWN_WINDOW_S = 30
 TEST_SCALE_DOWN_PERIOD_S = 15
 # Slack for this script's one-second view of the controllers' timing.
@@ -201,6 +205,12 @@ patches:
       - op: test
         path: /spec/behavior/scaleDown/policies/0/type
         value: Percent
+      - op: test
+        path: /spec/behavior/scaleDown/stabilizationWindowSeconds
+        value: {SHIPPED_SCALE_DOWN_WINDOW_S}
+      - op: test
+        path: /spec/behavior/scaleDown/policies/0/periodSeconds
+        value: {SHIPPED_SCALE_DOWN_PERIOD_S}
       - op: replace
         path: /spec/behavior/scaleDown/stabilizationWindowSeconds
         value: {TEST_SCALE_DOWN_WINDOW_S}
@@ -265,7 +275,8 @@ def main() -> int:
           f"gateway's, builtin mode); a pod requests {hpa.request_cores:g} CPU (limit {hpa.limit_cores:g}), "
           f"the HPA targets {hpa.target:.0%}: {hpa.request_cores * hpa.target / cpu_s:.0f} req/s per pod")
     print(f"  test overlay: scale-down window {down_window} s and period "
-          f"{down_policies[0].period_s} s (shipped: 300 s, 60 s); scale-up as shipped; HPA sync every 5 s")
+          f"{down_policies[0].period_s} s (shipped: {SHIPPED_SCALE_DOWN_WINDOW_S} s, "
+          f"{SHIPPED_SCALE_DOWN_PERIOD_S} s); scale-up as shipped; HPA sync every 5 s")
 
     start = time.monotonic()
     history: list[Sample] = []
