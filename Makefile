@@ -250,7 +250,7 @@ test-shipped: build $(CROSS_OK) $(QEMU_OK)
 # The manifests against a real Kubernetes control plane on 127.0.0.1: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and metrics-server,
 # built from the Go module proxy at tools/k8s/versions.env's pins into
-# .tools/k8s (10 to 15 minutes the first time, then it starts in about 10 s),
+# .tools/k8s (about 9 minutes the first time, then it starts in about 10 s),
 # with kwok simulating the nodes, the pods and their CPU use. Go is $(GO); if
 # there is none, tools/k8s/build.sh fetches the pinned toolchain from the
 # module proxy. .ci/run runs it after the rest.
