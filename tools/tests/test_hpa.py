@@ -55,6 +55,18 @@ class Prediction(unittest.TestCase):
         self.assertEqual(hpa.settles_at(3.72, SHIPPED), {10})
 
 
+class Loads(unittest.TestCase):
+    def test_in_req_per_s(self):
+        self.assertEqual(hpa.offered_loads((0.5, 2.5, 14.5, 3.5), 310e-6, SHIPPED), [400, 2020, 11690, 2820])
+
+    def test_the_expected_counts_do_not_hang_on_the_bench(self):
+        # Whatever a request costs, the loads ask for the same pods.
+        for cpu_us in (100, 222, 270, 310, 500, 1000):
+            loads = hpa.offered_loads(hpa.LOADS_IN_PODS, cpu_us / 1e6, SHIPPED)
+            counts = [hpa.settles_at(rate * cpu_us / 1e6, SHIPPED) for rate in loads]
+            self.assertEqual(counts, [{1}, {3}, {10}, {4}, {1}], cpu_us)
+
+
 class Shares(unittest.TestCase):
     def test_even_share_in_millicores(self):
         self.assertEqual(hpa.share_millicores(0.62, 3, SHIPPED), 207)

@@ -33,6 +33,18 @@ const CONNECTIONS: u32 = 50;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    const USAGE: &str =
+        "usage: stack-bench [--image DIR] [--seconds N] [--out FILE] [--modes builtin,rie]";
+    // Every other word is a flag this knows, followed by its value: a typo
+    // or `--help` must not start a bench that takes minutes.
+    for pair in args[1..].chunks(2) {
+        if !matches!(pair[0].as_str(), "--image" | "--seconds" | "--out" | "--modes")
+            || pair.len() < 2
+        {
+            eprintln!("{USAGE}");
+            std::process::exit(if pair[0] == "--help" || pair[0] == "-h" { 0 } else { 2 });
+        }
+    }
     let arg =
         |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let image = arg("--image")
