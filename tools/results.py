@@ -151,7 +151,11 @@ def render_stack(s: dict) -> str:
 
     def rate(run: dict) -> str:
         share = f" ({run['share_of_nginx']:.1%} of nginx)" if "share_of_nginx" in run else ""
-        return f"**{run['rps']:,.0f} req/s**{share}, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms"
+        spread = ""
+        if len(run.get("trials_rps", [])) > 1:
+            spread = (f"; the median of {len(run['trials_rps'])} runs, "
+                      f"{min(run['trials_rps']):,.0f} to {max(run['trials_rps']):,.0f}")
+        return f"**{run['rps']:,.0f} req/s**{share}, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms{spread}"
 
     def row(label: str, cell, target: str = "") -> str:
         return f"| {label} | " + " | ".join(cell(s[m]) for m in modes) + f" | {target} |"
@@ -208,7 +212,9 @@ def render_stack(s: dict) -> str:
         "",
         stamp(s) + f" Servers pinned to CPU {s['pinning']['stack_cpu']}, wrk to CPU "
         f"{s['pinning']['load_cpu']}, {s['pinning']['connections']} connections, "
-        f"{s['pinning']['seconds']} s per run.",
+        f"{s['pinning']['seconds']} s per run"
+        + (f"; each load run {s['pinning']['trials']} times, the median run reported (its CPU per request too)."
+           if s["pinning"].get("trials", 1) > 1 else "."),
     ]
     return "\n".join(lines)
 

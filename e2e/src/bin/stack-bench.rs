@@ -13,8 +13,13 @@
 //! latency, and the exit status after SIGTERM. In `rie` mode it also
 //! invokes an RIE directly, for what the gateway adds over it.
 //!
-//! Usage: `stack-bench [--image DIR] [--seconds N] [--out FILE] [--modes
-//! builtin,rie]`; needs `wrk`, `taskset`, `nginx` (else the baseline is
+//! Each load run (50 connections, `ping` and `hello`) is repeated
+//! (`--trials`, 3 by default) and the median run by throughput reported,
+//! with every run's throughput beside it: one 10 s run on a shared machine
+//! can be off by a fifth, and the spread says how far to trust a figure.
+//!
+//! Usage: `stack-bench [--image DIR] [--seconds N] [--trials N] [--out FILE]
+//! [--modes builtin,rie]`; needs `wrk`, `taskset`, `nginx` (else the baseline is
 //! reported missing), and for `rie` `AWS_LAMBDA_RIE` (or `aws-lambda-rie`
 //! on PATH).
 
@@ -33,12 +38,11 @@ const CONNECTIONS: u32 = 50;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    const USAGE: &str =
-        "usage: stack-bench [--image DIR] [--seconds N] [--out FILE] [--modes builtin,rie]";
+    const USAGE: &str = "usage: stack-bench [--image DIR] [--seconds N] [--trials N] [--out FILE] [--modes builtin,rie]";
     // Every other word is a flag this knows, followed by its value: a typo
     // or `--help` must not start a bench that takes minutes.
     for pair in args[1..].chunks(2) {
-        if !matches!(pair[0].as_str(), "--image" | "--seconds" | "--out" | "--modes")
+        if !matches!(pair[0].as_str(), "--image" | "--seconds" | "--trials" | "--out" | "--modes")
             || pair.len() < 2
         {
             eprintln!("{USAGE}");
@@ -51,6 +55,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/image/opt/kf-api"));
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let trials: usize = arg("--trials").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let out = arg("--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/bench/stack.json"));
@@ -70,11 +75,11 @@ fn main() {
         "machine": machine(),
         "date": now_utc(),
         "commit": git(&["rev-parse", "--short", "HEAD"]),
-        "pinning": {"stack_cpu": STACK_CPU, "load_cpu": LOAD_CPU, "connections": CONNECTIONS, "seconds": seconds},
+        "pinning": {"stack_cpu": STACK_CPU, "load_cpu": LOAD_CPU, "connections": CONNECTIONS, "seconds": seconds, "trials": trials},
         "nginx_ping": nginx,
     });
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        let mut result = measure_mode(mode, &image, &rie, seconds, &logs);
+        let mut result = measure_mode(mode, &image, &rie, seconds, trials, &logs);
         for run in ["ping", "hello"] {
             if let (Some(ceiling), Some(rps)) = (nginx_rps, result[run]["rps"].as_f64()) {
                 result[run]["share_of_nginx"] = json!((rps / ceiling * 1e4).round() / 1e4);
@@ -89,7 +94,14 @@ fn main() {
 }
 
 /// One emulator mode, measured whole.
-fn measure_mode(mode: &str, image: &Path, rie: &str, seconds: u64, logs: &Path) -> Value {
+fn measure_mode(
+    mode: &str,
+    image: &Path,
+    rie: &str,
+    seconds: u64,
+    trials: usize,
+    logs: &Path,
+) -> Value {
     // 1. Cold start and idle memory.
     let port = free_port();
     let started = Instant::now();
@@ -110,9 +122,12 @@ fn measure_mode(mode: &str, image: &Path, rie: &str, seconds: u64, logs: &Path) 
     );
 
     // 2. Throughput, latency, memory under load, CPU per request per process.
-    let ping = measure(&gateway, mode, "ping", &format!("{base}/ping"), None, seconds);
-    let hello =
-        measure(&gateway, mode, "hello", &format!("{base}/api/v1/hello"), Some("{}"), seconds);
+    let ping = median_of(trials, || {
+        measure(&gateway, mode, "ping", &format!("{base}/ping"), None, seconds)
+    });
+    let hello = median_of(trials, || {
+        measure(&gateway, mode, "hello", &format!("{base}/api/v1/hello"), Some("{}"), seconds)
+    });
 
     // 3. One connection at a time: the latency of one request on its own.
     let one = wrk(&format!("{base}/ping"), None, seconds.min(5), 1);
@@ -276,6 +291,21 @@ fn parse_wrk_duration(s: &str) -> f64 {
         "m" => value * 60_000.0,
         _ => f64::NAN,
     }
+}
+
+/// `trials` runs of `run`: the median one by throughput (the slower middle
+/// one of an even count), with every run's req/s in `trials_rps` and the
+/// highest peak memory of them all.
+fn median_of(trials: usize, mut run: impl FnMut() -> Value) -> Value {
+    let rps = |r: &Value| r["rps"].as_f64().unwrap_or(0.0);
+    let mut runs: Vec<Value> = (0..trials).map(|_| run()).collect();
+    let all: Vec<f64> = runs.iter().map(rps).collect();
+    let peak = runs.iter().filter_map(|r| r["rss_peak_kb"].as_u64()).max();
+    runs.sort_by(|a, b| rps(a).total_cmp(&rps(b)));
+    let mut median = runs.swap_remove((runs.len() - 1) / 2);
+    median["trials_rps"] = json!(all);
+    median["rss_peak_kb"] = json!(peak);
+    median
 }
 
 /// A load run with memory sampled and CPU time per process role taken.
