@@ -60,11 +60,6 @@ def start_stack(image: Path, rie: str, out: Path) -> tuple[subprocess.Popen, str
             "--admin-listen", f"127.0.0.1:{free_port()}",
             "--functions-dir", str(image / "functions"),
             "--template", str(image / "template.yaml"),
-            # The template's per-route throttling (1,000 requests a second
-            # per route by default) lifted, as `sam deploy
-            # --parameter-overrides` would: the load test measures the stack.
-            "--parameter-overrides",
-            "ThrottlingRateLimit=1000000 ThrottlingBurstLimit=1000000",
             "--rie", rie,
         ],
         stdout=log,

@@ -47,10 +47,6 @@ impl Emulator {
     }
 }
 
-/// The template's throttling lifted: most tests load the gateway, not the
-/// throttle (which has a test of its own).
-const UNTHROTTLED: &[&str] = &["ThrottlingRateLimit=1000000", "ThrottlingBurstLimit=1000000"];
-
 /// How to start a stack.
 struct Options<'a> {
     name: &'a str,
@@ -83,7 +79,7 @@ impl Default for Options<'_> {
             queue: 128,
             edits: &[],
             extra: "",
-            overrides: UNTHROTTLED,
+            overrides: &[],
             args: &[],
             replace: &[],
             vars: &[],
@@ -576,8 +572,10 @@ fn a_burst_over_the_routes_throttling_gets_429s(emulator: Emulator) {
     let stack = Stack::start(Options {
         name: "throttle",
         emulator,
-        // Through the template's parameters, as `sam deploy` takes them.
+        // Through the template's parameters, as `sam deploy` takes them,
+        // and applied per pod because the operator opted in.
         overrides: &["ThrottlingBurstLimit=5", "ThrottlingRateLimit=1"],
+        vars: &[("KF_THROTTLE", "true")],
         ..Options::default()
     });
     let agent = agent(Duration::from_secs(30));
@@ -601,6 +599,23 @@ fn a_burst_over_the_routes_throttling_gets_429s(emulator: Emulator) {
         metrics.contains(r#"kf_gateway_requests_total{route="ANY /ping",status="429"}"#),
         "{metrics}"
     );
+}
+
+/// By default a pod applies no template throttle: the same low limits
+/// that give 429s above, without the opt-in, let every request through.
+fn without_the_opt_in_the_template_throttle_refuses_nothing(emulator: Emulator) {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "no-throttle",
+        emulator,
+        overrides: &["ThrottlingBurstLimit=5", "ThrottlingRateLimit=1"],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let statuses: Vec<u16> =
+        (0..20).map(|_| get(&agent, stack.base(), "/ping").expect("ping").status).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert!(!stack.metrics().contains(r#"status="429""#));
 }
 
 fn sigterm_lets_in_flight_requests_finish_and_exits_0(emulator: Emulator) {
@@ -718,6 +733,7 @@ in_both_modes!(
     a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500,
     an_integration_timeout_is_a_503_and_the_function_runs_on,
     a_burst_over_the_routes_throttling_gets_429s,
+    without_the_opt_in_the_template_throttle_refuses_nothing,
     the_authorizer_guards_hello_when_switched_on,
     sigterm_lets_in_flight_requests_finish_and_exits_0,
     a_short_locust_session_has_no_failed_request,
@@ -1141,10 +1157,8 @@ fn a_template_it_cannot_honour_stops_the_start_with_the_key_and_line() {
 /// A key and its hash line, as `make keygen` makes them.
 const API_KEY: &str = "kf_e2e_7Yc2Qm9TzL4wPx81";
 
-fn auth_on() -> [String; 4] {
+fn auth_on() -> [String; 2] {
     [
-        UNTHROTTLED[0].to_owned(),
-        UNTHROTTLED[1].to_owned(),
         "RequireApiKey=true".to_owned(),
         format!("ApiKeyHashes={}", shared::auth::hash_line("ci", API_KEY)),
     ]

@@ -110,6 +110,17 @@ pub struct Config {
     #[arg(long, env = "KF_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Apply the template's route throttling (the HTTP API's
+    /// `DefaultRouteSettings`) in this process. On AWS those limits hold for
+    /// the whole API; here they would hold for each pod, so N replicas allow N
+    /// times the rate, and a pod refuses load it could serve while its CPU,
+    /// which the autoscaler watches, stays low. Off by default: a pod's
+    /// overload is met by the admission queue, the byte budget and 503 with
+    /// Retry-After, and the HPA adds pods. The template is read and checked
+    /// either way.
+    #[arg(long, env = "KF_THROTTLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub throttle: bool,
+
     /// Log one line per request (off by default: a log line per request
     /// costs more CPU than the gateway's own work on it; `/metrics` counts
     /// every request by route and status).

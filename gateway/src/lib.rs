@@ -133,7 +133,8 @@ pub async fn run(
         envs_per_function = envs,
         queue = config.queue,
         functions = ?pools.keys().collect::<Vec<_>>(),
-        throttle = ?template.throttle,
+        template_throttle = ?template.throttle,
+        throttle = config.throttle,
         "gateway starting"
     );
     let local_port = listener.local_addr()?.port();
@@ -142,7 +143,9 @@ pub async fn run(
         pools,
         authorizers,
         metrics,
-        template.throttle,
+        // The template's throttling only when the operator asks for it
+        // (per pod; see `Config::throttle`).
+        template.throttle.filter(|_| config.throttle),
         config.access_log,
         local_port,
         budget,

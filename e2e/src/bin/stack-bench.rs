@@ -187,9 +187,6 @@ fn nginx_baseline(seconds: u64, logs: &Path) -> Value {
     run.to_json()
 }
 
-/// Throttling limits far above what the stack can serve.
-const UNTHROTTLED: &str = "ThrottlingRateLimit=1000000 ThrottlingBurstLimit=1000000";
-
 fn start_gateway(image: &Path, mode: &str, rie: &str, port: u16, logs: &Path) -> Server {
     let mut command = Command::new("taskset");
     command
@@ -201,9 +198,7 @@ fn start_gateway(image: &Path, mode: &str, rie: &str, port: u16, logs: &Path) ->
         .arg(image.join("functions"))
         .arg("--template")
         .arg(image.join("template.yaml"))
-        // The template's per-route throttling lifted, as `sam deploy
-        // --parameter-overrides` would: the bench measures the stack.
-        .args(["--parameter-overrides", UNTHROTTLED])
+        // The default: no template throttle in a pod (KF_THROTTLE).
         .args(["--emulator", mode, "--rie", rie]);
     Server::start(command, port, logs.join(format!("stack-bench-gateway-{mode}.log")))
 }
