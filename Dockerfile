@@ -51,7 +51,14 @@ COPY tools/cross.sh tools/cross.sh
 RUN tools/cross.sh triple "$TARGETARCH" > /target
 COPY --from=planner /src/recipe.json recipe.json
 # The dependency layer: rebuilt only when the dependencies change.
-RUN cargo chef cook --release --locked --zigbuild --target "$(cat /target)" --recipe-path recipe.json
+# cargo-zigbuild writes target/<triple without the glibc suffix>/, but
+# cargo-chef's cleanup looks in target/<triple with it>/ and fails
+# (cargo-chef issue #367, open): the suffixed name is made a link to the
+# directory zigbuild really uses.
+RUN triple="$(cat /target)" \
+ && mkdir -p "target/${triple%%.*}" \
+ && ln -s "${triple%%.*}" "target/$triple" \
+ && cargo chef cook --release --locked --zigbuild --target "$triple" --recipe-path recipe.json
 COPY . .
 # The layout the gateway expects, and that `make stage` and the tests lay out
 # on the host: /opt/kf-api/gateway, /opt/kf-api/template.yaml (which names the

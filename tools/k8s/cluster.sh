@@ -20,6 +20,10 @@
 # address, so metrics-server's scrapes of /metrics/resource all get that
 # node's pods (a test of the HPA pins its pods there).
 #
+# K8S_NODES=0 starts no kwok and no fake node: tools/k8s/node.sh adds a real
+# one (kubelet, containerd, kube-proxy), and K8S_METRICS=kubelet points
+# metrics-server at real kubelets (their TLS port) instead of kwok's.
+#
 # Every listener is on 127.0.0.1, on ports free when it starts. Binaries come
 # from tools/k8s/build.sh (built on first use), or from $K8S_BIN.
 set -euo pipefail
@@ -115,6 +119,8 @@ ca ca kf-api-test-ca
 cert ca apiserver /CN=kube-apiserver serverAuth \
   "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 cert ca admin "/O=system:masters/CN=kubernetes-admin" clientAuth
+# The API's client certificate for kubelets (logs, exec, the proxy).
+cert ca apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 cert ca kube-controller-manager /CN=system:kube-controller-manager clientAuth
 cert ca kube-scheduler /CN=system:kube-scheduler clientAuth
 # kwok plays every kubelet, and deletes pods, which system:node may not.
@@ -206,6 +212,8 @@ launch kube-apiserver --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --s
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
   --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
+  --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
   --allow-privileged=false --profiling=false
 wait_for kube-apiserver 60 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz
 
@@ -219,6 +227,7 @@ launch kube-controller-manager "${common[@]}" --secure-port "$kcm_port" \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --service-cluster-ip-range "$service_cidr" \
+  --flex-volume-plugin-dir "$dir/flexvolume" \
   --horizontal-pod-autoscaler-sync-period 5s
 launch kube-scheduler "${common[@]}" --secure-port "$sched_port" \
   --kubeconfig "$dir/kube-scheduler.kubeconfig" \
@@ -259,10 +268,11 @@ EOF
     -e 's|^  path: "/metrics/nodes/{nodeName}/metrics/resource"$|  path: "/metrics/resource"|' \
     "$bin/kwok-stages.yaml"
 } > "$dir/kwok.yaml"
-launch kwok --kubeconfig "$dir/kwok.kubeconfig" --config "$dir/kwok.yaml"
+[ "$nodes" -eq 0 ] || launch kwok --kubeconfig "$dir/kwok.kubeconfig" --config "$dir/kwok.yaml"
 wait_for kube-controller-manager 60 healthz "$kcm_port"
 wait_for kube-scheduler 60 healthz "$sched_port"
 
+if [ "$nodes" -gt 0 ]; then
 # The fake nodes: 32 CPUs and 128 GiB each, in zones zone-a, zone-b, ...
 for i in $(seq 0 $((nodes - 1))); do
   zone=zone-$(echo abcdefghijklmnopqrstuvwxyz | cut -c$((i % 26 + 1)))
@@ -293,13 +303,22 @@ EOF
 done > "$dir/nodes.yaml"
 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" apply -f "$dir/nodes.yaml" >/dev/null
 wait_for kwok 60 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" wait --for=condition=Ready node --all --timeout=1s
+fi
 # The ServiceAccount "default" of the namespace "default": the controllers run.
 wait_for kube-controller-manager 60 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get serviceaccount default
 
 # metrics-server, registered as the metrics.k8s.io API: its Service is an
 # ExternalName for 127.0.0.1 (no kube-proxy here to route a ClusterIP),
 # which the aggregator dials directly. It reads kwok over plain HTTP.
-if [ "${K8S_METRICS:-1}" = 1 ]; then
+if [ "${K8S_METRICS:-1}" = kubelet ]; then
+  # Real kubelets: their TLS port, with metrics-server's client certificate
+  # (the kubelets' self-signed serving certificates are not checked).
+  kubelet_access=(--kubelet-preferred-address-types InternalIP --kubelet-insecure-tls)
+else
+  kubelet_access=(--kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port
+    --deprecated-kubelet-completely-insecure)
+fi
+if [ "${K8S_METRICS:-1}" != 0 ]; then
   cat > "$dir/metrics-server.yaml" <<EOF
 apiVersion: v1
 kind: Service
@@ -328,8 +347,7 @@ EOF
     --authentication-kubeconfig "$dir/metrics-server.kubeconfig" \
     --authorization-kubeconfig "$dir/metrics-server.kubeconfig" \
     --tls-cert-file "$pki/metrics-server-serving.crt" --tls-private-key-file "$pki/metrics-server-serving.key" \
-    --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
-    --deprecated-kubelet-completely-insecure \
+    "${kubelet_access[@]}" \
     --metric-resolution 10s --kubelet-request-timeout 5s
   wait_for metrics-server 60 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" \
     wait --for=condition=Available apiservice v1beta1.metrics.k8s.io --timeout=1s
