@@ -9,7 +9,9 @@
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
 #   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu)
 #   make validate - SAM template, Kubernetes manifests, Dockerfile: linters and schema checks
-#   make k8s-test - the Kubernetes manifests on a real control plane on 127.0.0.1 (built from the Go module proxy; nodes, pods and CPU load simulated by kwok)
+#   make image  - the Dockerfile built without a daemon (buildah): target/oci/kf-api-{amd64,arm64}.tar (ARCHS="amd64")
+#   make k8s-test - the manifests on a real control plane (kwok's simulated nodes), then the image on a real node (kubelet, containerd, kube-proxy)
+#   make k8s-node - a real one-node cluster with the image, for the README's minikube guide (root, Linux; make k8s-node-down stops it)
 #   make sam-build - sam build (what sam deploy uploads), offline
 #   make stage  - the image's /opt/kf-api laid out under target/image, from release binaries
 
@@ -23,8 +25,6 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_OK   := $(CHECKOV_VENV)/.installed
 LOADTEST_VENV := .venv-loadtest
 LOADTEST_OK   := $(LOADTEST_VENV)/.installed
-CROSS_VENV := .venv-cross
-CROSS_OK   := $(CROSS_VENV)/.installed
 # qemu-user and the arm64 C library (Debian multiarch), to run arm64
 # binaries here; the arm64 cross linker, to link arm64 test binaries.
 QEMU_OK    := .tools/qemu.stamp
@@ -62,7 +62,14 @@ PARAMETERS ?=
 KEY_ID ?= default
 IMAGE_DIR := target/image/opt/kf-api
 
-.PHONY: help tools run keygen watch stage test test-shipped k8s-test lint validate unit test-summary bench loadtest build sam-build clean
+ARCHS ?= amd64 arm64
+IMAGE_ARCHIVE := target/oci/kf-api-amd64.tar
+# What building the image and running a real node need: Debian's buildah,
+# runc, CNI plugins, iptables and debootstrap (the stand-in bases).
+NODE_OK := .tools/node-packages.stamp
+NODE_DIR := .tools/k8s-node
+
+.PHONY: help tools run image k8s-node k8s-node-down keygen watch stage test test-shipped k8s-test lint validate unit test-summary bench loadtest build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -86,17 +93,17 @@ $(LOADTEST_OK): tools/requirements-loadtest.txt
 	$(LOADTEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-loadtest.txt
 	touch $@
 
-$(CROSS_OK): tools/requirements-cross.txt
-	python3 -m venv $(CROSS_VENV)
-	$(CROSS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-cross.txt
-	rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
-	touch $@
-
 $(QEMU_OK):
 	$(SUDO) dpkg --add-architecture arm64
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	  qemu-user libc6:arm64 libgcc-s1:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils >/dev/null
+	mkdir -p $(dir $@) && touch $@
+
+$(NODE_OK):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	  buildah runc containernetworking-plugins iptables debootstrap conntrack curl openssl gcc libc6-dev >/dev/null
 	mkdir -p $(dir $@) && touch $@
 
 $(RIE_STAMP):
@@ -216,8 +223,8 @@ loadtest: stage $(RIE_STAMP) $(LOADTEST_OK)
 
 # The binaries users ship, tested as built: `make build`'s arm64 Lambda
 # artifacts (behind this machine's gateway, each under qemu-aarch64) and the
-# image's two cross-builds (tools/cross.sh, as the Dockerfile runs it: amd64
-# natively, arm64 gateway and functions under qemu). Each set must fit
+# image's two builds (make image's archives, whose Dockerfile runs
+# tools/cross.sh: amd64 natively, arm64 gateway and functions under qemu). Each set must fit
 # provided.al2023 (glibc 2.34, no library it lacks), then passes the
 # gateway's contract suite; the factoring's property tests run on arm64 too.
 CONTRACT := builtin::serves_the_api_and_its_own_endpoints \
@@ -226,13 +233,14 @@ CONTRACT := builtin::serves_the_api_and_its_own_endpoints \
   builtin::prewarm_starts_every_function_before_traffic \
   a_pod_can_serve_a_subset_of_the_functions \
   an_extra_function_in_the_template_is_served_by_the_unchanged_gateway
-test-shipped: build $(CROSS_OK) $(QEMU_OK)
+test-shipped: build $(QEMU_OK)
 	mkdir -p $(SHIPPED)
-	@# The image's builds, in a target directory of their own, so that they
-	@# and make build's (cargo lambda, another glibc) do not undo each other.
+	@# The image's own binaries, taken out of the archives make image built
+	@# (the Dockerfile runs tools/cross.sh), so the binaries tested are the
+	@# image's; built first if missing.
 	for arch in amd64 arm64; do \
-	  PATH=$(CURDIR)/$(CROSS_VENV)/bin:$$PATH CARGO_TARGET_DIR=target/cross \
-	    tools/cross.sh image $$arch $(SHIPPED)/image-$$arch; \
+	  test -f target/oci/kf-api-$$arch.tar || $(MAKE) --no-print-directory image ARCHS=$$arch; \
+	  tools/image.sh extract $$arch $(SHIPPED)/image-$$arch; \
 	done
 	python3 tools/check_artifacts.py --max-glibc 2.34 target/lambda/*/bootstrap \
 	  $(SHIPPED)/image-*/gateway $(SHIPPED)/image-*/functions/*/bootstrap
@@ -254,9 +262,29 @@ test-shipped: build $(CROSS_OK) $(QEMU_OK)
 # with kwok simulating the nodes, the pods and their CPU use. Go is $(GO); if
 # there is none, tools/k8s/build.sh fetches the pinned toolchain from the
 # module proxy. .ci/run runs it after the rest.
-k8s-test:
+k8s-test: $(LOADTEST_OK) $(NODE_OK)
 	mkdir -p target
 	GO=$(GO) tools/k8s/test.sh 2>&1 | tee target/k8s-test.log
+	@# The image on a real node (tools/k8s/node-test.sh), built first if missing.
+	test -f $(IMAGE_ARCHIVE) || $(MAKE) --no-print-directory image ARCHS=amd64
+	GO=$(GO) tools/k8s/node-test.sh $(IMAGE_ARCHIVE) 2>&1 | tee target/k8s-node-test.log
+
+# The Dockerfile, built by buildah (no daemon) into OCI archives; base
+# images a registry cannot give are stood in locally, and it says so.
+image: $(NODE_OK) $(QEMU_OK) $(TOOLS_OK)
+	tools/image.sh build $(ARCHS)
+	@# The image's config against what the manifests expect of it.
+	for arch in $(ARCHS); do $(VENV)/bin/python tools/check_image.py target/oci/kf-api-$$arch.tar; done
+
+# A real one-node cluster (tools/k8s/node.sh) with the image imported, in
+# namespaces of its own; `tools/k8s/node.sh run $(NODE_DIR) bash` opens a
+# shell inside it, with kubectl and KUBECONFIG set.
+k8s-node: $(NODE_OK)
+	test -f $(IMAGE_ARCHIVE) || $(MAKE) --no-print-directory image ARCHS=amd64
+	GO=$(GO) tools/k8s/node.sh up $(NODE_DIR) $(IMAGE_ARCHIVE)
+
+k8s-node-down:
+	tools/k8s/node.sh down $(NODE_DIR)
 
 # Every function crate (the gateway and the tests are not Lambda functions).
 build: $(TOOLS_OK)
@@ -264,4 +292,5 @@ build: $(TOOLS_OK)
 
 clean:
 	cargo clean
+	-tools/k8s/node.sh down $(NODE_DIR)
 	rm -rf $(VENV) $(CHECKOV_VENV) .tools .aws-sam

@@ -41,10 +41,10 @@ node_ip=10.250.0.2
 node_name=kf-node
 cgroup_root=kf-api-node
 
-holder() { cat "$dir/holder.pid" 2>/dev/null; }
+holder() { cat "$dir/holder.pid" 2>/dev/null || true; }
 # The pid 1 of the namespaces (the holder's child), as the host sees it.
-ns_pid() { cat "$dir/ns.pid" 2>/dev/null; }
-inside() { nsenter -t "$(ns_pid)" -n -m -p -- "$@"; }
+ns_pid() { cat "$dir/ns.pid" 2>/dev/null || true; }
+inside() { nsenter -t "$(ns_pid)" -n -m -p --wd="$PWD" -- "$@"; }
 
 cgroup_dirs() { # every hierarchy's /kf-api-node
   local m
@@ -101,7 +101,7 @@ case "$cmd" in
     ;;
   run)
     [ -n "$(ns_pid)" ] || { log "no node in $dir"; exit 1; }
-    exec nsenter -t "$(ns_pid)" -n -m -p -- env KUBECONFIG="$dir/cp/kubeconfig" \
+    exec nsenter -t "$(ns_pid)" -n -m -p --wd="$PWD" -- env KUBECONFIG="$dir/cp/kubeconfig" \
       PATH="$dir/bin:$PATH" "$@"
     ;;
   up) ;;
@@ -126,7 +126,8 @@ if [ -n "$(ns_pid)" ] && [ -e "/proc/$(ns_pid)" ]; then
 fi
 mkdir -p "$dir/logs" "$dir/pki" "$dir/sysctl" "$dir/cni"
 ln -sfn "$bin" "$dir/bin"
-trap 'log "start failed; the logs are in $dir/logs"; down' ERR
+started=0
+trap '[ "$started" = 1 ] || { log "start failed; the logs are in $dir/logs"; down; }' EXIT
 
 # The namespaces, held by a pid 1 that only reaps (orphans come to it).
 setsid unshare --net --mount --propagation private --pid --fork --mount-proc -- \
@@ -144,7 +145,7 @@ while True:
 ' < /dev/null > "$dir/logs/init.log" 2>&1 &
 echo $! > "$dir/holder.pid"
 for _ in $(seq 100); do
-  child=$(cat "/proc/$(holder)/task/$(holder)/children" 2>/dev/null | awk '{print $1}')
+  child=$(awk '{print $1}' "/proc/$(holder)/task/$(holder)/children" 2>/dev/null || true)
   [ -n "$child" ] && break
   sleep 0.05
 done
@@ -272,8 +273,23 @@ done
 "$here/pause.sh" "$dir/pause" "$pause_image"
 ctr images import --no-unpack=false "$dir/pause/pause.tar" > /dev/null
 for archive in "$@"; do
-  ctr images import "$archive" > "$dir/import.out"
-  log "imported $(awk '{print $1}' "$dir/import.out" | tr '\n' ' ')"
+  archive=$(readlink -f "$archive")
+  ctr images import "$archive" > /dev/null
+done
+# The names the CRI looks up: a pod's `image: kf-api:1.0.0` is normalized
+# as Docker references are (a default domain, and library/ for one path
+# component), so each imported short name gets that name too.
+for ref in $(ctr images ls -q | grep -v '^sha256:'); do
+  if [[ $ref == */* ]]; then
+    first=${ref%%/*}
+    # Already has a domain.
+    [[ $first == *.* || $first == *:* || $first == localhost ]] && continue
+    full=docker.io/$ref
+  else
+    full=docker.io/library/$ref
+  fi
+  ctr images tag --force "$ref" "$full" > /dev/null
+  log "image $ref (as $full)"
 done
 
 # --- the kubelet ---------------------------------------------------------------
@@ -334,6 +350,6 @@ done
 inside sh -c "nohup python3 $here/lb.py --kubectl $bin/kubectl --kubeconfig $dir/cp/kubeconfig \
   --first 10.250.0.100 > $dir/logs/lb.log 2>&1 < /dev/null &"
 
-trap - ERR
+started=1
 log "up in $((SECONDS - start)) s: node $node_name ($node_ip), API $server;" \
   "run commands inside with: $0 run $dir kubectl get nodes"
