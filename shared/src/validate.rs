@@ -243,6 +243,27 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_input_is_echoed_abridged_so_the_422_fits_a_lambda_response() {
+        let digits = "1".to_owned() + &"0".repeat(6 << 20);
+        let body = format!(r#"{{"n": {digits}}}"#);
+        let Err(ApiError::Validation(errors)) = hello_request(body.as_bytes()) else {
+            panic!("a 6 MB n must be a 422")
+        };
+        assert_eq!(errors[0].kind, "less_than_equal");
+        let echoed = errors[0].input.as_ref().map(Input::get).unwrap_or_default();
+        assert_eq!(echoed, format!(r#""1{}…({} bytes)""#, "0".repeat(63), digits.len()));
+        let whole = serde_json::to_string(&errors).expect("json");
+        assert!(whole.len() < 2048, "{} bytes", whole.len());
+        // Up to the bound the input is echoed exactly as sent.
+        let n = format!(r#""{}""#, "a".repeat(Input::MAX_ECHO - 2));
+        let Err(ApiError::Validation(errors)) = hello_request(format!(r#"{{"n": {n}}}"#).as_bytes())
+        else {
+            panic!("a 1 KiB string n must be a 422")
+        };
+        assert_eq!(errors[0].input.as_ref().map(Input::get), Some(n.as_str()));
+    }
+
+    #[test]
     fn each_kind_of_bad_input_is_named() {
         let cases: &[(&str, &[(&str, &str)])] = &[
             ("", &[(r#"["body"]"#, "missing")]),

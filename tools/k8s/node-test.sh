@@ -131,6 +131,7 @@ check_container() { # namespace
 lb_address() { # namespace service
   k get service "$2" -n "$1" -o jsonpath='{.status.loadBalancer.ingress[0].ip}'
 }
+has_lb() { [ -n "$(lb_address "$1" "$2")" ]; }
 
 test_overlay() { # overlay [dir]
   local overlay=$1 dir=${2:-k8s/overlays/$1} ns=kf-$1 name
@@ -171,7 +172,7 @@ test_overlay per-function "$m/per-function"
 k delete namespace kf-per-function --wait=false > /dev/null
 eventually "namespace kf-gke gone" gone kf-gke
 test_overlay api-key "$m/api-key"
-eventually "api-key's LoadBalancer address" test -n "$(lb_address kf-api-key kf-api-svc)"
+eventually "api-key's LoadBalancer address" has_lb kf-api-key kf-api-svc
 keyed=http://$(lb_address kf-api-key kf-api-svc):8080
 eventually "api-key's API answers" http GET "$keyed/ping" > /dev/null
 expect "hello without a key" 401 'Unauthorized' POST "$keyed/api/v1/hello" '{}'
@@ -182,7 +183,7 @@ eventually "namespace kf-api-key gone" gone kf-api-key
 
 test_overlay minikube
 ns=kf-minikube
-eventually "the LoadBalancer gets an address" test -n "$(lb_address "$ns" kf-api-svc)"
+eventually "the LoadBalancer gets an address" has_lb "$ns" kf-api-svc
 lb=$(lb_address "$ns" kf-api-svc)
 k get service kf-api-svc -n "$ns" | sed 's/^/    /'
 pass "kubectl get svc shows EXTERNAL-IP $lb"
@@ -228,13 +229,14 @@ record locust "{\"requests\": $requests, \"failures\": $failures}"
 # --- the HPA, on real CPU ----------------------------------------------------------
 say "the HPA under a /ping-only load (real CPU from metrics-server)"
 replicas() { k get deployment kf-api -n "$ns" -o jsonpath='{.status.replicas}'; }
-timeout=150 eventually "1 replica before the load" test "$(replicas)" -eq 1
+# (Each check runs anew on every poll: `eventually` gets a command, not a value.)
+replicas_are() { [ "$(replicas)" "$1" "$2" ]; }
+timeout=180 eventually "1 replica before the load" replicas_are -eq 1
 eventually "metrics for the pods" k top pods -n "$ns" --no-headers > /dev/null 2>&1
-replicas() { k get deployment kf-api -n "$ns" -o jsonpath='{.status.replicas}'; }
 load_start=$SECONDS
 locust_run ping 75 30 PingUser > "$state/ping.out" &
 loader=$!
-timeout=75 eventually "the HPA adds a pod" test "$(replicas)" -gt 1
+timeout=75 eventually "the HPA adds a pod" replicas_are -gt 1
 first_up=$((SECONDS - load_start))
 k get hpa kf-api-hpa -n "$ns" | sed 's/^/    /'
 ready_more() { [ "$(k get deployment kf-api -n "$ns" -o jsonpath='{.status.readyReplicas}')" -gt 1 ] 2>/dev/null; }
@@ -242,15 +244,15 @@ eventually "the new pods are Ready" ready_more
 pods_ready=$((SECONDS - load_start))
 wait "$loader"
 read -r requests failures < "$state/ping.out"
-peak=$(replicas)
+at_end=$(replicas)
 throttled=$(grep -c ',429' "$state/ping_failures.csv" 2>/dev/null || true)
 [ "$failures" = 0 ] || die "/ping load: $failures failures of $requests (429s: $throttled)"
-pass "load $requests /ping requests, 0 failures, no 429; first scale-up at ${first_up} s, pods Ready at ${pods_ready} s, $peak replicas"
+pass "load $requests /ping requests, 0 failures, no 429; first scale-up at ${first_up} s, pods Ready at ${pods_ready} s, $at_end replicas at its end"
 after=$SECONDS
-timeout=150 eventually "replicas back to 1 after the load" test "$(replicas)" -eq 1
+timeout=180 eventually "replicas back to 1 after the load" replicas_are -eq 1
 down_s=$((SECONDS - after))
 pass "back to 1 replica ${down_s} s after the load ended"
-record hpa "{\"first_scale_up_s\": $first_up, \"pods_ready_s\": $pods_ready, \"peak_replicas\": $peak, \"back_to_one_s\": $down_s, \"requests\": $requests, \"failures\": $failures}"
+record hpa "{\"first_scale_up_s\": $first_up, \"pods_ready_s\": $pods_ready, \"replicas_at_end\": $at_end, \"back_to_one_s\": $down_s, \"requests\": $requests, \"failures\": $failures}"
 
 # Two CPUs hold four pods' requests: an HPA free to scale to 4 under
 # Locust would leave the rolling update's surge pod Pending. So for these
