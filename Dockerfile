@@ -73,7 +73,7 @@ RUN tools/cross.sh image "$TARGETARCH" /out
 # is set and the gateway execs the function named by the image command (e.g.
 # ["hello"]) instead. The RIE the base image ships is not used: the pinned one
 # is at /opt/kf-api/aws-lambda-rie.
-FROM public.ecr.aws/lambda/provided:al2023 AS runtime
+FROM --platform=$TARGETPLATFORM public.ecr.aws/lambda/provided:al2023 AS runtime
 LABEL org.opencontainers.image.title="kf-api" \
       org.opencontainers.image.description="Largest prime factor API: Lambda functions behind an HTTP gateway" \
       org.opencontainers.image.licenses="MIT"

@@ -207,9 +207,12 @@ build() { # arch
     bh tag "$runtime-$arch" "$runtime"
   fi
   log "buildah bud for linux/$arch -> $out"
-  # buildah 1.28 sets neither TARGETARCH nor BUILDPLATFORM itself.
+  # buildah 1.28 sets none of TARGETARCH, TARGETPLATFORM, BUILDPLATFORM
+  # itself; and without the runtime stage's --platform=$TARGETPLATFORM it
+  # looks the runtime base up for the build stages' platform.
   bh bud --pull=never --layers --format docker --isolation oci --network host \
-    --build-arg TARGETARCH="$arch" --build-arg BUILDPLATFORM="linux/$(dpkg --print-architecture)" \
+    --build-arg TARGETARCH="$arch" --build-arg TARGETPLATFORM="linux/$arch" \
+    --build-arg BUILDPLATFORM="linux/$(dpkg --print-architecture)" \
     --arch "$arch" --os linux -t "$tag" -f Dockerfile . >&2
   rm -f "$out"
   bh push --quiet "$tag" "oci-archive:$out:$tag" >&2

@@ -256,7 +256,8 @@ mod tests {
         assert!(whole.len() < 2048, "{} bytes", whole.len());
         // Up to the bound the input is echoed exactly as sent.
         let n = format!(r#""{}""#, "a".repeat(Input::MAX_ECHO - 2));
-        let Err(ApiError::Validation(errors)) = hello_request(format!(r#"{{"n": {n}}}"#).as_bytes())
+        let Err(ApiError::Validation(errors)) =
+            hello_request(format!(r#"{{"n": {n}}}"#).as_bytes())
         else {
             panic!("a 1 KiB string n must be a 422")
         };
