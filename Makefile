@@ -268,6 +268,8 @@ k8s-test: $(LOADTEST_OK) $(NODE_OK)
 	@# The image on a real node (tools/k8s/node-test.sh), built first if missing.
 	test -f $(IMAGE_ARCHIVE) || $(MAKE) --no-print-directory image ARCHS=amd64
 	GO=$(GO) tools/k8s/node-test.sh $(IMAGE_ARCHIVE) 2>&1 | tee target/k8s-node-test.log
+	python3 tools/results.py record node target/k8s-node.json
+	python3 tools/results.py render
 
 # The Dockerfile, built by buildah (no daemon) into OCI archives; base
 # images a registry cannot give are stood in locally, and it says so.

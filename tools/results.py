@@ -97,6 +97,8 @@ def record(kind: str, path: str) -> None:
     elif kind == "loadtest":
         section = json.loads(text)
         section.pop("history", None)
+    elif kind == "node":
+        section = json.loads(text)  # tools/k8s/node-test.sh's numbers
     else:
         sys.exit(f"unknown kind {kind}")
     for key, value in provenance().items():
@@ -513,12 +515,35 @@ def chart_cost(stack: dict, path: Path) -> None:
           f"{m['capacity']:,.0f} req/s, break-even {m['break_even']:.1f} req/s")
 
 
+def render_node(n: dict) -> str:
+    """The image on a real node (tools/k8s/node-test.sh, in make k8s-test)."""
+    h, r, k, a = n["hpa"], n["rollout"], n["pod_kill"], n["abuse"]
+    rows = [
+        "| What | Measured |",
+        "|---|---|",
+        f"| Locust, the repo's locustfile.py, 20 users for 20 s | {n['locust']['requests']:,} requests, "
+        f"{n['locust']['failures']} failures |",
+        f"| A rolling update under Locust load (2 replicas) | {r['requests']:,} requests, {r['failures']} failures |",
+        f"| A pod deleted under Locust load (2 replicas) | {k['failures']} failures of {k['requests']:,}; "
+        f"a replacement Ready within {k['recovery_s']} s |",
+        f"| `/ping` only, 30 users for 75 s (the throttle's old victim) | {h['requests']:,} requests, "
+        f"{h['failures']} failures, no 429 |",
+        f"| The HPA on real CPU | first scale-up {h['first_scale_up_s']} s after the load began, the new pods "
+        f"Ready at {h['pods_ready_s']} s, {h['replicas_at_end']} replicas at the load's end, back to 1 "
+        f"{h['back_to_one_s']} s after it (scale-down window shortened to 30 s for the test) |",
+        f"| 60 clients sending 6 MB bodies for 20 s | answers {a['answers']}; {a['restarts']} restarts, "
+        f"not OOMKilled; the container's peak memory {a['peak_memory_bytes'] / 2**20:.0f} MiB of 128 |",
+    ]
+    return "\n".join(rows) + f"\n\nThe whole test took {n['seconds']} s. " + stamp(n)
+
+
 def render(readme: Path) -> None:
     data = load()
     text = readme.read_text()
     # (README block, results.json section it is made from, renderer)
     for name, source, fn in (("compute", "compute", render_compute), ("stack", "stack", render_stack),
-                             ("loadtest", "loadtest", render_loadtest), ("cost", "stack", render_cost)):
+                             ("loadtest", "loadtest", render_loadtest), ("cost", "stack", render_cost),
+                             ("node", "node", render_node)):
         if source not in data:
             continue
         opening, closing = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
