@@ -54,30 +54,14 @@ start=$SECONDS
 "$here/node.sh" up "$state" "$archive"
 in_node() { "$here/node.sh" run "$state" "$@"; }
 k() { in_node kubectl "$@"; }
-say() { printf '\n== %s\n' "$*"; }
-pass() { printf '  ok: %s\n' "$*"; }
-die() { printf '  FAIL: %s\n' "$*" >&2; exit 1; }
-eventually() { # description command...
-  local what=$1 deadline=$((SECONDS + timeout))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || die "$what (not within ${timeout}s)"
-    sleep 0.5
-  done
-}
 quiet() { # kubectl that must succeed with nothing on stderr (warnings included)
   if ! k "$@" > "$state/out" 2> "$state/err" || [ -s "$state/err" ]; then
     cat "$state/out" "$state/err" >&2
     die "kubectl $* failed or warned"
   fi
 }
-restricted_namespace() {
-  k create namespace "$1" > /dev/null
-  k label namespace "$1" > /dev/null \
-    pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest \
-    pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/warn-version=latest \
-    pod-security.kubernetes.io/audit=restricted pod-security.kubernetes.io/audit-version=latest
-}
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 json=$state/results.jsonl
 record() { printf '{"%s": %s}\n' "$1" "$2" >> "$json"; }
 

@@ -70,9 +70,6 @@ step() {
 
 K8S_BIN=$bin step "$here/cluster.sh" start "$state"
 k() { "$bin/kubectl" --kubeconfig "$state/kubeconfig" "$@"; }
-say() { printf '\n== %s\n' "$*"; }
-pass() { printf '  ok: %s\n' "$*"; }
-die() { printf '  FAIL: %s\n' "$*" >&2; exit 1; }
 # Runs a kubectl command; fails if it fails or writes anything to stderr
 # (warnings included); its stdout goes to $out.
 out=$state/out
@@ -87,22 +84,8 @@ quiet() {
     die "kubectl $* wrote to stderr (warnings?)"
   fi
 }
-# Polls a command until it succeeds, for $timeout seconds.
-eventually() { # description command...
-  local what=$1 deadline=$((SECONDS + timeout))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || die "$what (not within ${timeout}s)"
-    sleep 0.5
-  done
-}
-restricted_namespace() { # name
-  k create namespace "$1" > /dev/null
-  k label namespace "$1" > /dev/null \
-    pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest \
-    pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/warn-version=latest \
-    pod-security.kubernetes.io/audit=restricted pod-security.kubernetes.io/audit-version=latest
-}
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 # The Service's EndpointSlices hold exactly the ready IPs of the pods its
 # selector matches (and at least one).
