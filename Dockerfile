@@ -73,6 +73,10 @@ RUN tools/cross.sh image "$TARGETARCH" /out
 # is set and the gateway execs the function named by the image command (e.g.
 # ["hello"]) instead. The RIE the base image ships is not used: the pinned one
 # is at /opt/kf-api/aws-lambda-rie.
+# --platform=$TARGETPLATFORM is the default for docker and newer buildah, but
+# buildah 1.28 (Debian 12's, which `make image` uses) otherwise looks this base
+# up for the build stages' platform, so an arm64 build fails.
+# hadolint ignore=DL3065
 FROM --platform=$TARGETPLATFORM public.ecr.aws/lambda/provided:al2023 AS runtime
 LABEL org.opencontainers.image.title="kf-api" \
       org.opencontainers.image.description="Largest prime factor API: Lambda functions behind an HTTP gateway" \
