@@ -18,6 +18,9 @@
 //! * [`reaper`]: starting children and reaping all of them (PID 1 duty).
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
+//! * [`budget`]: the bytes requests may hold at once, shared by all.
+//! * `testing` (feature `testing`): fake environments, templates built in
+//!   code, and the gateway started in-process, for `tests/http.rs`.
 
 pub mod authorize;
 pub mod budget;
@@ -33,6 +36,8 @@ pub mod routes;
 pub mod runtime_api;
 pub mod server;
 pub mod template;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod throttle;
 
 use authorize::Authorizer;
@@ -49,12 +54,13 @@ use routes::Router;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use template::{AuthorizerSpec, Function, Template};
 use tokio::net::TcpListener;
 
 /// Lambda's limit on a function's init phase: a prewarmed environment that
 /// takes longer is given up.
-pub const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +73,35 @@ pub enum StartError {
 
 /// Serves the functions of `template` on `listener` (and the admin port on
 /// `admin`) with `config` until `shutdown` resolves, then drains and stops
-/// every environment.
+/// every environment. Each function's environments are the kind
+/// `config.emulator` names: the built-in Runtime API or the AWS RIE.
 pub async fn run(
     config: Config,
     template: Template,
     listener: TcpListener,
     admin: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let (emulator, rie) = (config.emulator, config.rie.clone());
+    let launch = move |spec: Spec| -> Box<dyn Launcher> {
+        match emulator {
+            Emulator::Builtin => Box::new(Builtin::new(spec)),
+            Emulator::Rie => Box::new(Rie::new(spec, rie.clone())),
+        }
+    };
+    serve(config, template, listener, admin, launch, shutdown).await
+}
+
+/// [`run`] with the environments `launch` makes from each function's
+/// [`Spec`]: the seam where the in-process tests put their fakes
+/// (`testing`). Everything else (routes, throttling, authorizers, budget,
+/// queue, drain) is the gateway's own.
+pub async fn serve(
+    config: Config,
+    template: Template,
+    listener: TcpListener,
+    admin: TcpListener,
+    mut launch: impl FnMut(Spec) -> Box<dyn Launcher>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let names: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
@@ -100,14 +129,11 @@ pub async fn run(
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
     let mut pools = HashMap::new();
     for function in template.functions.iter().filter(|f| runs(&f.name)) {
-        let spec = function_spec(&config, function);
-        if !spec.bootstrap.is_file() {
-            tracing::error!(function = function.name, bootstrap = %spec.bootstrap.display(), "function bootstrap missing");
+        let launcher = launch(function_spec(&config, function));
+        if !launcher.can_start() {
+            let bootstrap = launcher.spec().bootstrap.display();
+            tracing::error!(function = function.name, %bootstrap, "function bootstrap missing");
         }
-        let launcher: Box<dyn Launcher> = match config.emulator {
-            Emulator::Builtin => Box::new(Builtin::new(spec)),
-            Emulator::Rie => Box::new(Rie::new(spec, config.rie.clone())),
-        };
         // ReservedConcurrentExecutions caps the function's environments.
         let max_envs = function.reserved_concurrency.map_or(envs, |n| n.min(envs));
         let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue);
@@ -174,7 +200,12 @@ pub async fn run(
     let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), async {
         let _ = admin_stopped.await;
     }));
-    server::run(listener, gateway, shutdown, timing, config.max_connections).await;
+    server::run(listener, gateway.clone(), shutdown, timing, config.max_connections).await;
+    // The edge has stopped taking requests; the environments go last.
+    for pool in gateway.pools() {
+        pool.shutdown(Duration::from_secs(1)).await;
+    }
+    tracing::info!("stopped");
     let _ = stop_admin.send(());
     let _ = admin.await;
     Ok(())

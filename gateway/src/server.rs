@@ -136,7 +136,8 @@ pub struct Shutdown {
 
 /// Serves `listener` until `shutdown` resolves, then drains: `/readyz`
 /// fails, new connections are refused after `timing.delay`, in-flight
-/// requests finish (for at most `timing.grace`), and the environments stop.
+/// requests finish (for at most `timing.grace`). The caller stops the
+/// environments after it.
 /// At most `max_connections` are open at once: past that, new ones wait in
 /// the kernel's backlog, each costing the process nothing.
 pub async fn run(
@@ -207,10 +208,7 @@ pub async fn run(
             "grace period over with requests still running"
         );
     }
-    for pool in gateway.pools() {
-        pool.shutdown(Duration::from_secs(1)).await;
-    }
-    tracing::info!("stopped");
+    tracing::info!("in-flight requests done");
 }
 
 #[cfg(test)]
