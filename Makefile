@@ -248,12 +248,17 @@ test-shipped: build $(QEMU_OK)
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64 \
 	  cargo test --locked -p shared --target aarch64-unknown-linux-gnu 2>&1 | tee $(SHIPPED)/shared-arm64.log
+	@# Each run must have run every selected test: a renamed test would
+	@# otherwise match nothing under --exact and pass by running none.
 	KF_SHIPPED_IMAGE=$(SHIPPED)/image-amd64 cargo test --locked -p e2e --test gateway -- --exact $(CONTRACT) \
 	  2>&1 | tee $(SHIPPED)/image-amd64.log
+	grep -q "^test result: ok. $(words $(CONTRACT)) passed" $(SHIPPED)/image-amd64.log
 	KF_SHIPPED_IMAGE=$(SHIPPED)/image-arm64 cargo test --locked -p e2e --test gateway -- --exact $(CONTRACT) \
 	  2>&1 | tee $(SHIPPED)/image-arm64.log
+	grep -q "^test result: ok. $(words $(CONTRACT)) passed" $(SHIPPED)/image-arm64.log
 	KF_SHIPPED_FUNCTIONS=target/lambda cargo test --locked -p e2e --test gateway -- --exact $(CONTRACT) \
 	  2>&1 | tee $(SHIPPED)/lambda-arm64.log
+	grep -q "^test result: ok. $(words $(CONTRACT)) passed" $(SHIPPED)/lambda-arm64.log
 
 # The manifests against a real Kubernetes control plane on 127.0.0.1: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and metrics-server,

@@ -11,7 +11,6 @@
 
 use e2e::{Reply, Server, agent, check_api, free_port, get, post, rie, workspace_root};
 use serde_json::json;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -290,6 +289,9 @@ fn statuses(
 /// in flight when something happens.
 const SLOW_N: &str = r#"{"n": 999999999999989}"#;
 
+/// The API through the real binaries, and what the gateway counts of it.
+/// The gateway's own answers (limits, ids, throttling, queue, deadlines,
+/// authorizer, drain) are tested in-process, in `gateway/tests/http.rs`.
 fn serves_the_api_and_its_own_endpoints(emulator: Emulator) {
     let _serial = one_at_a_time();
     let stack = Stack::start(Options { name: "api", emulator, ..Options::default() });
@@ -301,65 +303,6 @@ fn serves_the_api_and_its_own_endpoints(emulator: Emulator) {
     let r = get(&agent, stack.base(), "/readyz").expect("readyz");
     assert_eq!((r.status, r.json()), (200, json!({"status": "ready"})));
 
-    // The client's request id comes back; the Lambda request id is the
-    // gateway's own, as on API Gateway: a client cannot choose it, not even
-    // one that would break the Runtime API's paths.
-    for client_id in ["test-id-42", "a/b", "x?y", ""] {
-        let started = Instant::now();
-        let mut response = agent
-            .get(format!("{}/ping", stack.base()))
-            .header("x-request-id", client_id)
-            .call()
-            .expect("ping");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{client_id:?} took {:?}",
-            started.elapsed()
-        );
-        if !client_id.is_empty() {
-            assert_eq!(response.headers()["x-request-id"], client_id);
-        }
-        let ours = response.headers()["apigw-requestid"].to_str().expect("ASCII").to_owned();
-        assert!(
-            ours.len() == 36 && ours.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
-            "{ours}"
-        );
-        assert_eq!(response.body_mut().read_to_string().expect("body"), r#"{"ping":"pong!"}"#);
-    }
-
-    // Lambda's payload limit, refused on the declared length before any of
-    // the body is read.
-    let port = stack.base().rsplit(':').next().expect("port");
-    let mut socket = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
-    let head = "POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 6291457\r\n\r\n";
-    socket.write_all(head.as_bytes()).expect("send head");
-    socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let mut answer = String::new();
-    let _ = socket.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.ends_with(r#"{"message":"Request Entity Too Large"}"#), "{answer}");
-
-    // API Gateway's limit on the request line and header values (10,240
-    // bytes), and one past what the HTTP server itself would read (64 KiB).
-    for size in [10_300, 70_000] {
-        let r = e2e::read(
-            agent.get(format!("{}/ping", stack.base())).header("x-big", "a".repeat(size)).call(),
-        )
-        .expect("an answer");
-        assert_eq!(r.status, 431, "{size}-byte header");
-        if size < 64 * 1024 {
-            assert_eq!(r.json(), json!({"message": "Request Header Fields Too Large"}));
-        }
-    }
-    let r = e2e::read(
-        agent.get(format!("{}/ping", stack.base())).header("x-fits", "a".repeat(9_000)).call(),
-    )
-    .expect("an answer");
-    assert_eq!(r.status, 200, "a 9,000-byte header fits");
-
-    // Metrics are for the admin port only: the public one knows no such path.
-    let r = get(&agent, stack.base(), "/metrics").expect("metrics on the public port");
-    assert_eq!((r.status, r.json()), (404, json!({"message": "Not Found"})));
     let r = get(&agent, &stack.admin, "/readyz").expect("readyz on the admin port");
     assert_eq!(r.status, 200);
     let metrics = stack.metrics();
@@ -422,40 +365,6 @@ fn rand_bit() -> bool {
         == 1
 }
 
-fn overload_is_a_503_with_retry_after(emulator: Emulator) {
-    let _serial = one_at_a_time();
-    let stack = Stack::start(Options {
-        name: "overload",
-        emulator,
-        envs: 1,
-        queue: 1,
-        replace: &[("hello", "slow.sh")],
-        vars: &[("SLOW_SECONDS", "1")],
-        ..Options::default()
-    });
-    // Six clients, one request each, at once.
-    let results: Vec<_> = thread::scope(|s| {
-        let clients: Vec<_> = (0..6)
-            .map(|_| {
-                s.spawn(|| {
-                    let agent = agent(Duration::from_secs(30));
-                    (Instant::now(), post(&agent, stack.base(), "/api/v1/hello", "{}"))
-                })
-            })
-            .collect();
-        clients.into_iter().map(|c| c.join().expect("client")).collect()
-    });
-    let counts = statuses(&results);
-    // One runs, one waits; the other four are turned away at once.
-    assert_eq!(counts.get("200"), Some(&2), "{counts:?}");
-    assert_eq!(counts.get("503"), Some(&4), "{counts:?}");
-    let refused = results.iter().filter_map(|(_, r)| r.as_ref().ok()).find(|r| r.status == 503);
-    let refused = refused.expect("a 503");
-    assert_eq!(
-        (refused.retry_after.as_deref(), refused.json()),
-        (Some("1"), json!({"message": "Service Unavailable"}))
-    );
-}
 
 fn a_killed_function_costs_only_its_request(emulator: Emulator) {
     let _serial = one_at_a_time();
@@ -533,90 +442,8 @@ fn a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500(emulator: E
     assert!(stack.server.log_text().contains("this function always fails"));
 }
 
-fn an_integration_timeout_is_a_503_and_the_function_runs_on(emulator: Emulator) {
-    let _serial = one_at_a_time();
-    let stack = Stack::start(Options {
-        name: "integration",
-        emulator,
-        edits: &[(
-            "            Path: /api/v1/hello\n",
-            "            Path: /api/v1/hello\n            TimeoutInMillis: 300\n",
-        )],
-        replace: &[("hello", "slow.sh")],
-        vars: &[("SLOW_SECONDS", "3")],
-        ..Options::default()
-    });
-    let agent = agent(Duration::from_secs(30));
-    let started = Instant::now();
-    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("slow");
-    let took = started.elapsed();
-    assert_eq!((r.status, r.json()), (503, json!({"message": "Service Unavailable"})));
-    assert_eq!(r.retry_after, None, "trying again will not make the function faster");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "took {took:?}");
-    // As on Lambda, the invocation runs on to its end (3 s, within hello's
-    // Timeout of 10 s), and its environment is kept.
-    let metrics = stack.metrics();
-    assert!(metrics.contains(r#"kf_gateway_environments_busy{function="hello"} 1"#), "{metrics}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !stack.metrics().contains(r#"kf_gateway_environments_busy{function="hello"} 0"#) {
-        assert!(Instant::now() < deadline, "the invocation never ended");
-        thread::sleep(Duration::from_millis(50));
-    }
-    let metrics = stack.metrics();
-    assert!(!metrics.contains("reason=\"timeout\""), "{metrics}");
-    assert!(metrics.contains(r#"kf_gateway_environments{function="hello"} 1"#), "{metrics}");
-}
 
-fn a_burst_over_the_routes_throttling_gets_429s(emulator: Emulator) {
-    let _serial = one_at_a_time();
-    let stack = Stack::start(Options {
-        name: "throttle",
-        emulator,
-        // Through the template's parameters, as `sam deploy` takes them,
-        // and applied per pod because the operator opted in.
-        overrides: &["ThrottlingBurstLimit=5", "ThrottlingRateLimit=1"],
-        vars: &[("KF_THROTTLE", "true")],
-        ..Options::default()
-    });
-    let agent = agent(Duration::from_secs(30));
-    let started = Instant::now();
-    let replies: Vec<Reply> =
-        (0..20).map(|_| get(&agent, stack.base(), "/ping").expect("ping")).collect();
-    let seconds = started.elapsed().as_secs_f64();
-    let ok = replies.iter().filter(|r| r.status == 200).count();
-    let throttled: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
-    // The burst of 5, and one more a second the requests took.
-    assert!(ok >= 5 && ok as f64 <= 5.0 + seconds.ceil(), "{ok} of 20 in {seconds:.2} s");
-    assert_eq!(ok + throttled.len(), 20);
-    assert_eq!(throttled[0].json(), json!({"message": "Too Many Requests"}));
-    // The first five passed; throttling started after them.
-    assert!(replies[..5].iter().all(|r| r.status == 200));
-    // Each route has its own bucket.
-    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("hello");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let metrics = stack.metrics();
-    assert!(
-        metrics.contains(r#"kf_gateway_requests_total{route="ANY /ping",status="429"}"#),
-        "{metrics}"
-    );
-}
 
-/// By default a pod applies no template throttle: the same low limits
-/// that give 429s above, without the opt-in, let every request through.
-fn without_the_opt_in_the_template_throttle_refuses_nothing(emulator: Emulator) {
-    let _serial = one_at_a_time();
-    let stack = Stack::start(Options {
-        name: "no-throttle",
-        emulator,
-        overrides: &["ThrottlingBurstLimit=5", "ThrottlingRateLimit=1"],
-        ..Options::default()
-    });
-    let agent = agent(Duration::from_secs(30));
-    let statuses: Vec<u16> =
-        (0..20).map(|_| get(&agent, stack.base(), "/ping").expect("ping").status).collect();
-    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
-    assert!(!stack.metrics().contains(r#"status="429""#));
-}
 
 fn sigterm_lets_in_flight_requests_finish_and_exits_0(emulator: Emulator) {
     let _serial = one_at_a_time();
@@ -728,12 +555,8 @@ macro_rules! in_both_modes {
 in_both_modes!(
     serves_the_api_and_its_own_endpoints,
     sixty_four_clients_for_ten_seconds_crash_nothing,
-    overload_is_a_503_with_retry_after,
     a_killed_function_costs_only_its_request,
     a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500,
-    an_integration_timeout_is_a_503_and_the_function_runs_on,
-    a_burst_over_the_routes_throttling_gets_429s,
-    without_the_opt_in_the_template_throttle_refuses_nothing,
     the_authorizer_guards_hello_when_switched_on,
     sigterm_lets_in_flight_requests_finish_and_exits_0,
     a_short_locust_session_has_no_failed_request,
