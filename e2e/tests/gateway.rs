@@ -365,7 +365,6 @@ fn rand_bit() -> bool {
         == 1
 }
 
-
 fn a_killed_function_costs_only_its_request(emulator: Emulator) {
     let _serial = one_at_a_time();
     let stack = Stack::start(Options { name: "kill", emulator, ..Options::default() });
@@ -441,9 +440,6 @@ fn a_function_past_its_timeout_is_stopped_and_a_failing_one_is_a_500(emulator: E
     assert_eq!((r.status, r.json()), (500, json!({"message": "Internal Server Error"})));
     assert!(stack.server.log_text().contains("this function always fails"));
 }
-
-
-
 
 fn sigterm_lets_in_flight_requests_finish_and_exits_0(emulator: Emulator) {
     let _serial = one_at_a_time();
