@@ -51,7 +51,7 @@ pub struct Config {
     pub memory_budget: Option<usize>,
 
     /// The SAM template that configures the functions, their routes and
-    /// limits, as on AWS (see the README for the keys it honours).
+    /// limits, as on AWS (docs/configuration.md lists the keys it honours).
     #[arg(long, env = "KF_TEMPLATE", default_value = "/opt/kf-api/template.yaml")]
     pub template: PathBuf,
 
@@ -190,9 +190,67 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
     value.checked_mul(scale).ok_or_else(|| format!("too large: {s:?}"))
 }
 
+/// The flags as a Markdown table (flag, variable, default, meaning), made
+/// from the same definitions as `--help`, so the documentation cannot drift
+/// from the binary: a test compares it with `docs/configuration.md`.
+pub fn flags_table() -> String {
+    use clap::CommandFactory;
+    let mut table =
+        String::from("| Flag | Variable | Default | What it sets |\n|---|---|---|---|\n");
+    for arg in Config::command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let help =
+            arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        let mut help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let values =
+            arg.get_default_values().iter().map(|v| v.to_string_lossy()).collect::<Vec<_>>();
+        let mut default =
+            if values.is_empty() { "none".to_string() } else { format!("`{}`", values.join(", ")) };
+        // A default that depends on the machine is written in the help
+        // text's closing `[default: ...]`; it goes in its own column.
+        if let Some(start) = help.rfind(" [default: ").filter(|_| help.ends_with(']')) {
+            default = help[start + " [default: ".len()..help.len() - 1].to_string();
+            help.truncate(start);
+        }
+        let help = help.trim_end_matches('.').replace('|', "\\|");
+        table.push_str(&format!("| `--{long}` | `{env}` | {default} | {help} |\n"));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/configuration.md's flag table is `flags_table()`'s output;
+    /// `KF_BLESS=1 cargo test -p gateway --lib flags` rewrites it.
+    #[test]
+    fn the_documented_flags_are_the_binarys() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
+        let (open, close) = ("<!-- flags -->\n", "<!-- /flags -->");
+        let start = doc.find(open).expect("a <!-- flags --> block") + open.len();
+        let end = start + doc[start..].find(close).expect("a <!-- /flags --> end");
+        let table = flags_table();
+        if std::env::var_os("KF_BLESS").is_some() {
+            std::fs::write(&path, format!("{}{table}{}", &doc[..start], &doc[end..]))
+                .expect("write");
+            return;
+        }
+        assert_eq!(
+            doc[start..end],
+            table,
+            "docs/configuration.md's flags differ from the binary's; KF_BLESS=1 cargo test -p gateway --lib flags"
+        );
+        for flag in ["--listen", "--throttle", "--workers", "--function-log-level"] {
+            assert!(table.contains(&format!("`{flag}`")), "{flag} is missing");
+        }
+    }
 
     #[test]
     fn sizes() {
