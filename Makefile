@@ -4,14 +4,14 @@
 #   make keygen - a random API key, and its id:hash line for ApiKeyHashes (KEY_ID=name)
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, and every test, end-to-end included
-#   make bench  - compute and HTTP benchmarks (numbers go in results/ and the README)
+#   make bench  - compute and HTTP benchmarks (numbers go in results/, then the README and docs/)
 #   make loadtest - Locust against the local stack, ramping to 250 users, with charts
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
 #   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu)
 #   make validate - SAM template, Kubernetes manifests, Dockerfile: linters and schema checks
 #   make image  - the Dockerfile built without a daemon (buildah): target/oci/kf-api-{amd64,arm64}.tar (ARCHS="amd64")
 #   make k8s-test - the manifests on a real control plane (kwok's simulated nodes), then the image on a real node (kubelet, containerd, kube-proxy)
-#   make k8s-node - a real one-node cluster with the image, for the README's minikube guide (root, Linux; make k8s-node-down stops it)
+#   make k8s-node - a real one-node cluster with the image, for docs/deploy-kubernetes.md's minikube guide (root, Linux; make k8s-node-down stops it)
 #   make sam-build - sam build (what sam deploy uploads), offline
 #   make stage  - the image's /opt/kf-api laid out under target/image, from release binaries
 
@@ -195,7 +195,7 @@ test-summary:
 
 # Compute (divan), then the stack over HTTP in both emulator modes, beside
 # nginx: wrk on one CPU, the server on the other. Both land in
-# results/results.json, and the README's tables are rendered from it.
+# results/results.json, and the README's and docs' tables are rendered from it.
 bench: stage $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target/bench
 	cargo bench --locked -p shared --bench factor 2>&1 | tee target/bench/compute.txt
@@ -215,7 +215,7 @@ bench: stage $(RIE_STAMP) $(LOADTEST_OK)
 
 # Locust against the local stack: a ramp to 250 users (about 90 s), its CSV
 # and HTML report in target/loadtest, charts in docs/loadtest, numbers in
-# results/results.json and the README.
+# results/results.json, the README and docs/.
 loadtest: stage $(RIE_STAMP) $(LOADTEST_OK)
 	$(LOADTEST_VENV)/bin/python tools/loadtest.py --out target/loadtest --charts docs/loadtest
 	python3 tools/results.py record loadtest target/loadtest/summary.json
@@ -269,7 +269,10 @@ test-shipped: build $(QEMU_OK)
 # module proxy. .ci/run runs it after the rest.
 k8s-test: $(LOADTEST_OK) $(NODE_OK)
 	mkdir -p target
+	rm -f target/k8s-hpa.json target/k8s-node.json
 	GO=$(GO) tools/k8s/test.sh 2>&1 | tee target/k8s-test.log
+	@# The HPA's settled counts (absent when K8S_HPA=0 skipped the simulation).
+	if test -f target/k8s-hpa.json; then python3 tools/results.py record hpa target/k8s-hpa.json; fi
 	@# The image on a real node (tools/k8s/node-test.sh), built first if missing.
 	test -f $(IMAGE_ARCHIVE) || $(MAKE) --no-print-directory image ARCHS=amd64
 	GO=$(GO) tools/k8s/node-test.sh $(IMAGE_ARCHIVE) 2>&1 | tee target/k8s-node-test.log

@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""The one results file, and the README tables made from it.
+"""The one results file, and the README's and docs' tables made from it.
 
     results.py record compute FILE    # divan's output of `cargo bench -p shared --bench factor`
     results.py record stack FILE      # stack-bench's JSON
     results.py record loadtest FILE   # tools/loadtest.py's summary.json
-    results.py render [README.md]     # rewrite the README's generated tables
+    results.py record node FILE       # tools/k8s/node-test.sh's numbers
+    results.py record hpa FILE        # tools/k8s/hpa.py's settled counts
+    results.py render [FILE.md]       # rewrite the generated tables (default: README.md and docs/*.md)
     results.py cost [PNG]             # chart cost per hour against request rate (matplotlib)
 
 `make bench` and `make loadtest` call it; only `cost` needs matplotlib (`make
 bench` runs it with the load test's venv), the rest runs on a plain python3.
 Each section of results/results.json keeps the machine, date and commit it
-was measured on; the README's tables between `<!-- results:NAME -->` and
-`<!-- /results:NAME -->` are rewritten from it, so the README states no number
-that a command did not produce (the cost table also uses the dated list
+was measured on; the tables between `<!-- results:NAME -->` and
+`<!-- /results:NAME -->` in the README and docs/ are rewritten from it, so
+they state no number that a command did not produce (the cost table also uses the dated list
 prices written below, each with its page).
 """
 
@@ -46,10 +48,10 @@ def machine() -> dict:
 def provenance() -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    # Changes to the results themselves (this file, the README tables, the
-    # charts) do not make the measured code differ from the commit.
+    # Changes to the results themselves (this file, the README and docs'
+    # tables, the charts) do not make the measured code differ from the commit.
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":!README.md", ":!results", ":!docs/loadtest", ":!docs/cost"], cwd=ROOT,
+                            ":!README.md", ":!results", ":!docs"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     return {"machine": machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
             "commit": commit + ("+changes" if dirty else "")}
@@ -99,6 +101,8 @@ def record(kind: str, path: str) -> None:
         section.pop("history", None)
     elif kind == "node":
         section = json.loads(text)  # tools/k8s/node-test.sh's numbers
+    elif kind == "hpa":
+        section = json.loads(text)  # tools/k8s/hpa.py's settled counts
     else:
         sys.exit(f"unknown kind {kind}")
     for key, value in provenance().items():
@@ -233,7 +237,7 @@ def render_loadtest(t: dict) -> str:
     return "\n".join(lines)
 
 
-# FaaS or containers, in money: the README's results:cost block (`render`)
+# FaaS or containers, in money: docs/faas-or-containers.md's results:cost block (`render`)
 # and docs/cost/cost.png (`cost`), from the stack bench's measured numbers and
 # the list prices below. Nothing here imports matplotlib except chart_cost.
 
@@ -515,6 +519,18 @@ def chart_cost(stack: dict, path: Path) -> None:
           f"{m['capacity']:,.0f} req/s, break-even {m['break_even']:.1f} req/s")
 
 
+def render_hpa(h: dict) -> str:
+    rows = ["| Offered load (`hello`) | CPU it needs | Pods predicted | HPA settled at | Took | Steps "
+            "| Utilization | Note |", "|---:|---:|---:|---:|---:|---|---:|---|"]
+    for r in h["rows"]:
+        rows.append(f"| {r['rate']:,} req/s | {r['load_cores']:.2f} | {r['predicted']} | {r['settled']} "
+                    f"| {r['took_s']} s | {' → '.join(map(str, r['steps']))} | {r['util']}% | {r['note']} |")
+    return ("\n".join(rows) + f"\n\nEach `hello` costs {h['cpu_per_request_us']} µs of CPU (the stack bench's "
+            f"function and gateway together), so a pod at the HPA's target carries {h['per_pod_req_s']:,} req/s. "
+            f"Scale-down window {h['scale_down_window_s']} s and period {h['scale_down_period_s']} s (the test "
+            f"overlay's; shipped: 300 s and 60 s). " + stamp(h))
+
+
 def render_node(n: dict) -> str:
     """The image on a real node (tools/k8s/node-test.sh, in make k8s-test)."""
     h, r, k, a = n["hpa"], n["rollout"], n["pod_kill"], n["abuse"]
@@ -537,30 +553,62 @@ def render_node(n: dict) -> str:
     return "\n".join(rows) + f"\n\nThe whole test took {n['seconds']} s. " + stamp(n)
 
 
-def render(readme: Path) -> None:
+def render_headline(s: dict) -> str:
+    b, r, nginx = s["builtin"], s.get("rie"), s.get("nginx_ping", {})
+    m = cost_model(s)
+    line = (f"On one CPU (`make bench`): `GET /ping` at **{b['ping']['rps']:,.0f} req/s** and "
+            f"`POST /api/v1/hello` at **{b['hello']['rps']:,.0f} req/s** (p99 {b['hello']['p99_ms']} ms), "
+            f"a cold start of {b['cold_start_ms']:.1f} ms, {b['rss_kb']['idle_no_environment'] / 1024:.1f} MB idle")
+    if r:
+        line += (f"; through the AWS RIE instead, {r['ping']['rps']:,.0f} and {r['hello']['rps']:,.0f} req/s")
+    if "rps" in nginx:
+        line += f"; nginx serving the same `/ping` bytes on the same CPU, {nginx['rps']:,.0f} req/s"
+    line += "."
+    if m["break_even"] is not None:
+        line += (f" Priced at list prices, Lambda costs less than GKE Autopilot pods below a steady "
+                 f"{m['break_even']:.1f} `hello` req/s, the pods above it.")
+    return line + " " + stamp(s)
+
+
+# (block, results.json section it is made from, renderer)
+BLOCKS = (("headline", "stack", render_headline), ("compute", "compute", render_compute),
+          ("stack", "stack", render_stack), ("loadtest", "loadtest", render_loadtest),
+          ("cost", "stack", render_cost), ("node", "node", render_node), ("hpa", "hpa", render_hpa))
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def render(paths: list[Path]) -> None:
+    """Rewrite every `<!-- results:NAME -->` block in the README and docs/
+    from results/results.json; each block must be in exactly one file."""
     data = load()
-    text = readme.read_text()
-    # (README block, results.json section it is made from, renderer)
-    for name, source, fn in (("compute", "compute", render_compute), ("stack", "stack", render_stack),
-                             ("loadtest", "loadtest", render_loadtest), ("cost", "stack", render_cost),
-                             ("node", "node", render_node)):
-        if source not in data:
-            continue
-        opening, closing = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
-        block = re.compile(re.escape(opening) + ".*?" + re.escape(closing), re.S)
-        if not block.search(text):
-            sys.exit(f"README has no results:{name} block")
-        rendered = f"{opening}\n{fn(data[source])}\n{closing}"
-        text = block.sub(lambda _: rendered, text)
-    readme.write_text(text)
-    print(f"rendered {readme.relative_to(ROOT)} from {RESULTS.relative_to(ROOT)}")
+    found = {name: [] for name, _, _ in BLOCKS}
+    for path in paths:
+        text = original = path.read_text()
+        for name, source, fn in BLOCKS:
+            opening, closing = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+            block = re.compile(re.escape(opening) + ".*?" + re.escape(closing), re.S)
+            if not block.search(text):
+                continue
+            found[name].append(path)
+            if source in data:
+                rendered = f"{opening}\n{fn(data[source])}\n{closing}"
+                text = block.sub(lambda _: rendered, text)
+        if text != original:
+            path.write_text(text)
+            print(f"rendered {path.relative_to(ROOT)} from {RESULTS.relative_to(ROOT)}")
+    for name, places in found.items():
+        if len(places) != 1:
+            sys.exit(f"results:{name} is in {len(places)} documents ({', '.join(map(str, places))}); it must be in one")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "record":
         record(sys.argv[2], sys.argv[3])
     elif len(sys.argv) in (2, 3) and sys.argv[1] == "render":
-        render(Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "README.md")
+        render([Path(sys.argv[2])] if len(sys.argv) == 3 else documents())
     elif len(sys.argv) in (2, 3) and sys.argv[1] == "cost":
         chart_cost(load()["stack"], Path(sys.argv[2]) if len(sys.argv) == 3 else COST_CHART)
     else:

@@ -394,6 +394,16 @@ def main() -> int:
     for r in rows:
         print(f"  | {r.rate:,} req/s | {r.load_cores:.2f} | {r.predicted} | {r.settled} | {r.took_s:.0f} s "
               f"| {' → '.join(map(str, r.steps))} | {r.util}% | {r.note} |")
+    # What the docs' results:hpa block is rendered from (tools/results.py).
+    out = Path(os.environ.get("K8S_HPA_RESULTS", ROOT / "target" / "k8s-hpa.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "cpu_per_request_us": round(cpu_s * 1e6), "per_pod_req_s": round(hpa.request_cores * hpa.target / cpu_s),
+        "scale_down_window_s": down_window, "scale_down_period_s": down_policies[0].period_s,
+        "rows": [{"rate": r.rate, "load_cores": round(r.load_cores, 2), "predicted": r.predicted,
+                  "settled": r.settled, "took_s": round(r.took_s), "steps": r.steps, "util": r.util,
+                  "note": r.note} for r in rows],
+    }, indent=2) + "\n")
     return 0
 
 
