@@ -6,7 +6,7 @@
 //! `{"message":"Too Many Requests"}` before anything else is done for it.
 //!
 //! On AWS the limits hold for the whole API; here each pod has its own
-//! buckets, so `N` pods take up to `N` times the rate (the README says so).
+//! buckets, so `N` pods take up to `N` times the rate (docs/configuration.md says so).
 
 use crate::template::Throttle;
 use std::sync::Mutex;

@@ -15,8 +15,8 @@
 /// Trial division's worst case is a prime (or a product of two primes close
 /// to `sqrt(n)`): it then tries every candidate up to `sqrt(n)`. At this bound
 /// that is about 8.9 million candidates of the 6k±1 wheel, which `make bench`
-/// measures at under 0.1 s on one core of the reference machine (see the
-/// README). Larger inputs are refused with a message that points to `rho`.
+/// measures at under 0.1 s on one core of the reference machine (see
+/// docs/measurements.md). Larger inputs are refused with a message that points to `rho`.
 pub const TRIAL_MAX_N: u64 = 1_000_000_000_000_000;
 
 /// Largest prime factor of `n` by trial division over 2, 3 and the 6k±1

@@ -24,7 +24,7 @@
 #     503, the container is never OOMKilled or restarted; its peak memory
 #     (the cgroup's max usage) is reported.
 # The NetworkPolicy is applied but not enforced here: the bridge CNI has
-# no policy engine (see the README).
+# no policy engine (see docs/deploy-kubernetes.md).
 #
 # Numbers go to $K8S_NODE_RESULTS (default target/k8s-node.json).
 set -euo pipefail

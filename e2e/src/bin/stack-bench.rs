@@ -1,5 +1,5 @@
 //! `make bench`'s HTTP half: the container's stack (gateway and functions,
-//! in each emulator mode) on this host, measured the way the README reports
+//! in each emulator mode) on this host, measured the way docs/measurements.md reports
 //! it, beside nginx serving the same `/ping` bytes as the one-core ceiling.
 //!
 //! Each server runs pinned to one CPU and the load generator (`wrk`) to the

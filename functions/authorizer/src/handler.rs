@@ -87,7 +87,7 @@ mod tests {
         serde_json::to_value(decide(&keys(), &event(authorization))).expect("JSON")
     }
 
-    /// The recorded event `cargo lambda invoke` is given in the README.
+    /// The recorded event `cargo lambda invoke` is given in docs/deploy-lambda.md.
     #[test]
     fn the_recorded_event_is_read_and_denied() {
         let text = include_str!("../../../fixtures/authorizer/request.json");
