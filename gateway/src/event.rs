@@ -135,7 +135,7 @@ pub fn request_event(
         context.domain_name.as_deref().map(|h| h.split('.').next().unwrap_or(h).to_owned());
     context.request_id = Some(meta.request_id.to_owned());
     context.stage = Some("$default".to_owned());
-    context.time = Some(clf_time(time_epoch / 1000));
+    context.time = Some(crate::ids::clf_time(time_epoch / 1000));
     context.time_epoch = time_epoch;
     context.http = http;
     if let Some(fields) = meta.authorizer {
@@ -275,35 +275,6 @@ fn is_text_content_type(content_type: &str) -> bool {
         || essence.ends_with("+xml")
         || essence == "application/javascript"
         || essence == "application/x-www-form-urlencoded"
-}
-
-/// `dd/Mon/yyyy:HH:MM:SS +0000`, the request time format of API Gateway.
-fn clf_time(epoch_secs: i64) -> String {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (days, secs) = (epoch_secs.div_euclid(86_400), epoch_secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// The civil date (year, month, day) of a day counted from 1970-01-01
-/// (H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Why a function's output could not be turned into a response.
@@ -492,12 +463,5 @@ mod tests {
         assert_eq!(r.headers()["x-amzn-remapped-content-length"], "999");
         assert_eq!(r.headers()["x-amzn-remapped-connection"], "close");
         assert_eq!(r.headers()["x-ok"], "1");
-    }
-
-    #[test]
-    fn civil_time() {
-        assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
-        assert_eq!(clf_time(951_782_400), "29/Feb/2000:00:00:00 +0000");
-        assert_eq!(clf_time(1_796_006_599), "30/Nov/2026:02:43:19 +0000");
     }
 }

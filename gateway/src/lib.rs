@@ -3,11 +3,13 @@
 //! poll the Lambda Runtime API as on Lambda.
 //!
 //! A request goes: [`server`] (accept, limits, request id, graceful
-//! shutdown) → [`proxy`] (own endpoints, route, body, status mapping) →
-//! [`event`] (HTTP to an API Gateway HTTP API event) → [`pool`] (queue, one
+//! shutdown) → [`proxy`] (the pipeline: own endpoints, route, throttle,
+//! authorizer) → [`intake`] (admission, memory budget, body) → [`event`]
+//! (HTTP to an API Gateway HTTP API event) → [`pool`] (queue, one
 //! invocation per environment) → [`environment`] (a bootstrap process, and
 //! either the gateway's own [`runtime_api`] or the real AWS RIE in front of
-//! it) and back.
+//! it) and back. Every answer the gateway gives itself, instead of a
+//! function, is a [`refusal::Refusal`], with one response each.
 //!
 //! * [`config`]: flags and environment variables.
 //! * [`template`]: the SAM template read into plain data: functions,
@@ -19,6 +21,8 @@
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
 //! * [`budget`]: the bytes requests may hold at once, shared by all.
+//! * [`refusal`]: every way the gateway answers a request itself.
+//! * [`ids`]: request ids and the dates in events and log stream names.
 //! * `testing` (feature `testing`): fake environments, templates built in
 //!   code, and the gateway started in-process, for `tests/http.rs`.
 
@@ -28,10 +32,13 @@ pub mod cgroup;
 pub mod config;
 pub mod environment;
 pub mod event;
+pub mod ids;
+pub mod intake;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod reaper;
+pub mod refusal;
 pub mod routes;
 pub mod runtime_api;
 pub mod server;
@@ -164,19 +171,19 @@ pub async fn serve(
         "gateway starting"
     );
     let local_port = listener.local_addr()?.port();
-    let gateway = Arc::new(Gateway::new(
+    let gateway = Arc::new(Gateway::new(proxy::Components {
         router,
         pools,
         authorizers,
         metrics,
         // The template's throttling only when the operator asks for it
         // (per pod; see `Config::throttle`).
-        template.throttle.filter(|_| config.throttle),
-        config.access_log,
+        throttle: template.throttle.filter(|_| config.throttle),
+        access_log: config.access_log,
         local_port,
         budget,
-        config.region.clone(),
-    ));
+        region: config.region.clone(),
+    }));
     if config.prewarm {
         // All functions at once, each within Lambda's init limit: a function
         // that hangs in its init must not hold up the others or the start.

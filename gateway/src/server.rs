@@ -1,12 +1,13 @@
 //! Accepting connections (at most so many at once, backing off when accept
 //! fails), the admin port, and shutting down gracefully.
 
-use crate::proxy::{Gateway, REQUEST_ID, message};
+use crate::proxy::{Gateway, REQUEST_ID};
+use crate::refusal::Refusal;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,7 +26,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head (request line and headers) the HTTP server reads;
 /// past it, hyper's own bare 431. The API's limit is smaller (10,240 bytes of
-/// line and header values, see [`crate::proxy::MAX_HEAD_VALUES_BYTES`]), and
+/// line and header values, see [`crate::intake::MAX_HEAD_VALUES_BYTES`]), and
 /// this bound is per connection, so it is kept small: 1024 connections hold
 /// at most 16 MiB of head buffers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -34,11 +35,47 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 async fn accept(
     listener: &TcpListener,
     open: &Arc<Semaphore>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+) -> std::io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     // The semaphore is never closed, so acquiring only waits.
     let permit = open.clone().acquire_owned().await.map_err(std::io::Error::other)?;
     let (stream, remote) = listener.accept().await?;
     Ok((stream, remote, permit))
+}
+
+/// The accept loop both ports share: at most `open`'s permits of
+/// connections at once (more wait in the kernel's backlog), each handed to
+/// `serve` with its permit, until `stop` resolves. A failing accept (out of
+/// file descriptors, say) is waited out, longer each time in a row (from
+/// [`ACCEPT_BACKOFF`], doubling, to [`MAX_ACCEPT_BACKOFF`]), and serving
+/// goes on, as tokio's mini-redis does.
+async fn accept_loop(
+    listener: &TcpListener,
+    open: Arc<Semaphore>,
+    stop: impl Future<Output = ()>,
+    mut serve: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
+    tokio::pin!(stop);
+    let mut backoff = ACCEPT_BACKOFF;
+    loop {
+        let accepted = tokio::select! {
+            accepted = accept(listener, &open) => accepted,
+            () = &mut stop => return,
+        };
+        match accepted {
+            Ok((stream, remote, permit)) => {
+                backoff = ACCEPT_BACKOFF;
+                serve(stream, remote, permit);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut stop => return,
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
 }
 
 /// `handler` with the layers every request goes through: a request id
@@ -81,18 +118,7 @@ pub async fn run_admin(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
     let open = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
-    tokio::pin!(stop);
-    loop {
-        let (stream, _, permit) = tokio::select! {
-            accepted = accept(&listener, &open) => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            () = &mut stop => return,
-        };
+    accept_loop(&listener, open, stop, |stream, _, permit| {
         let gateway = gateway.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let response = gateway.own_endpoint(request.uri().path());
@@ -103,7 +129,8 @@ pub async fn run_admin(
             let _ = connection.await;
             drop(permit);
         });
-    }
+    })
+    .await;
 }
 
 /// What a body's errors are boxed as.
@@ -116,7 +143,7 @@ const ADMIN_CONNECTIONS: usize = 16;
 /// connection and the process survive it).
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Full<Bytes>> {
     tracing::error!("request handler panicked");
-    message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    Refusal::Internal.response()
 }
 
 /// How long accept waits after its first failure (out of file descriptors,
@@ -159,31 +186,8 @@ pub async fn run(
         tracing::info!(delay_ms = timing.delay.as_millis() as u64, "shutting down: readiness off");
         tokio::time::sleep(timing.delay).await;
     };
-    tokio::pin!(drain_started);
     let open = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
-    let mut backoff = ACCEPT_BACKOFF;
-    loop {
-        let accepted = tokio::select! {
-            accepted = accept(&listener, &open) => accepted,
-            () = &mut drain_started => break,
-        };
-        let (stream, remote, permit) = match accepted {
-            Ok(accepted) => {
-                backoff = ACCEPT_BACKOFF;
-                accepted
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait, longer each
-                // time in a row, and serve on (as tokio's mini-redis does).
-                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = &mut drain_started => break,
-                }
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-                continue;
-            }
-        };
+    accept_loop(&listener, open, drain_started, |stream, remote, permit| {
         stream.set_nodelay(true).ok();
         let gateway = gateway.clone();
         let service = layered(move |request: Request<Incoming>| {
@@ -199,7 +203,8 @@ pub async fn run(
             }
             drop(permit);
         });
-    }
+    })
+    .await;
     drop(listener);
     tracing::info!("refusing new connections; finishing in-flight requests");
     if tokio::time::timeout(timing.grace, graceful.shutdown()).await.is_err() {
@@ -214,9 +219,10 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::refusal::message;
     use http_body_util::BodyExt;
+    use hyper::StatusCode;
     use hyper::client::conn::http1::handshake;
-    use tokio::net::TcpStream;
 
     /// A handler that panics on `/panic` and takes a while on `/slow`,
     /// served through the same layers as the gateway's requests.

@@ -13,11 +13,11 @@
 //! pool's deadline.
 
 use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
+use crate::ids;
 use crate::reaper::{Exit, Reaper};
 use crate::runtime_api::{self, InitError, Phase, Reply, RuntimeApi};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use std::hash::{BuildHasher, RandomState};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,9 +88,9 @@ impl BuiltinEnv {
         }
         let stream = format!(
             "{}/[$LATEST]{:016x}{:016x}",
-            utc_date(SystemTime::now()),
-            random_u64(),
-            random_u64()
+            ids::utc_date(SystemTime::now()),
+            ids::random_u64(),
+            ids::random_u64()
         );
         command
             .envs(spec.vars.iter().map(|(k, v)| (k, v)))
@@ -284,29 +284,5 @@ impl Drop for BuiltinEnv {
     /// processes behind.
     fn drop(&mut self) {
         self.kill_processes();
-    }
-}
-
-/// A random 64-bit number: std's hasher keys are random per `RandomState`.
-/// Ids and log stream names need uniqueness, not secrecy.
-fn random_u64() -> u64 {
-    RandomState::new().hash_one(NEXT_ID.load(Ordering::Relaxed))
-}
-
-/// `YYYY/MM/DD` in UTC, the date part of a Lambda log stream's name.
-fn utc_date(time: SystemTime) -> String {
-    let days = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
-    let (year, month, day) = crate::event::civil_from_days(days);
-    format!("{year:04}/{month:02}/{day:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_stream_dates() {
-        assert_eq!(utc_date(UNIX_EPOCH + Duration::from_secs(1_796_006_599)), "2026/11/30");
-        assert_ne!(random_u64(), random_u64());
     }
 }

@@ -1,0 +1,171 @@
+//! Taking a request in: its head's size, a place in the function's queue,
+//! its share of the memory budget, then its body, in that order, so that a
+//! request that will be turned away is turned away before its body is read
+//! or held. A refused request's body is drained first (see [`refuse`]).
+
+use crate::budget::{self, Budget, Held};
+use crate::metrics::Metrics;
+use crate::pool::{Admission, InvokeError, Pool};
+use crate::refusal::Refusal;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONTENT_LENGTH, EXPECT, HeaderValue};
+use hyper::http::request::Parts;
+use std::time::Duration;
+
+/// Lambda's limit on a synchronous invocation's payload.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// The most a request line and its header values may add up to: API
+/// Gateway's HTTP API quota ("Total combined size of request line and
+/// header values: 10240 bytes",
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+/// The pod follows it, rather than the 64 KiB its HTTP server would take, so
+/// that a request the API refuses on AWS is refused here too.
+pub const MAX_HEAD_VALUES_BYTES: usize = 10_240;
+/// Most of a refused request's body read and thrown away before answering.
+pub const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+/// Longest a refused request's body is drained before answering.
+pub const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// How long a client may take to send its body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The size API Gateway counts against [`MAX_HEAD_VALUES_BYTES`]: the
+/// request line (`METHOD target HTTP/1.1`) and every header value.
+pub fn head_size<B>(request: &Request<B>) -> usize {
+    let target = request.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = request.method().as_str().len() + 1 + target + " HTTP/1.1".len();
+    line + request.headers().values().map(HeaderValue::len).sum::<usize>()
+}
+
+/// The body's length as `Content-Length` declares it, if it does.
+pub fn declared_length(parts: &Parts) -> Option<u64> {
+    parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
+/// A request taken in: its place in the pool, the bytes it holds, its body.
+pub struct Admitted {
+    pub admission: Admission,
+    pub held: Held,
+    pub body: Bytes,
+}
+
+/// Takes a place in `pool`, then the budget for the body, then the body.
+/// The place and the bytes are given back before a refused body is drained.
+pub async fn admit(
+    pool: &Pool,
+    budget: &Budget,
+    metrics: &Metrics,
+    parts: &Parts,
+    body: Incoming,
+    declared: Option<u64>,
+) -> Result<Admitted, Refusal> {
+    let admission = match pool.admit() {
+        Ok(admission) => admission,
+        Err(e) => return Err(refuse(invoke_refusal(&e), parts, body).await),
+    };
+    let expected = declared.map_or(0, |n| n as usize);
+    if budget::cost(expected) > budget.total() {
+        // It would never fit: waiting and retrying cannot help.
+        drop(admission);
+        return Err(refuse(Refusal::PayloadTooLarge, parts, body).await);
+    }
+    let Some(mut held) = budget.try_hold(budget::cost(expected)) else {
+        metrics.over_budget();
+        drop(admission);
+        return Err(refuse(Refusal::OverBudget, parts, body).await);
+    };
+    let read = tokio::time::timeout(BODY_TIMEOUT, read_body(body, expected, budget, &mut held));
+    match read.await {
+        Err(_) => Err(Refusal::BodyTimeout),
+        Ok(Err(BodyError::TooLarge(rest))) => {
+            drop((held, admission));
+            Err(refuse(Refusal::PayloadTooLarge, parts, rest).await)
+        }
+        Ok(Err(BodyError::OverBudget(rest))) => {
+            metrics.over_budget();
+            drop((held, admission));
+            Err(refuse(Refusal::OverBudget, parts, rest).await)
+        }
+        Ok(Err(BodyError::Broken)) => Err(Refusal::BadRequest),
+        Ok(Ok(body)) => Ok(Admitted { admission, held, body }),
+    }
+}
+
+/// What the pool's refusal to run a request is, for the client.
+pub fn invoke_refusal(error: &InvokeError) -> Refusal {
+    match error {
+        InvokeError::Overloaded(_) => Refusal::QueueFull,
+        InvokeError::ShuttingDown => Refusal::ShuttingDown,
+        InvokeError::Timeout => Refusal::IntegrationTimeout,
+        InvokeError::Environment(_) => Refusal::EnvironmentFailed,
+    }
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    /// Past Lambda's limit; the rest of the body is left to drain.
+    TooLarge(Incoming),
+    /// Past the memory budget (a body without `Content-Length`).
+    OverBudget(Incoming),
+    /// The connection broke or the framing was wrong.
+    Broken,
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], growing `held` past the
+/// `expected` bytes already held as more arrives.
+async fn read_body(
+    mut body: Incoming,
+    expected: usize,
+    budget: &Budget,
+    held: &mut Held,
+) -> Result<Bytes, BodyError> {
+    let mut collected = BytesMut::with_capacity(expected.min(MAX_BODY_BYTES));
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(BodyError::Broken) };
+        let Ok(data) = frame.into_data() else { continue };
+        if collected.len() + data.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge(body));
+        }
+        let beyond = (collected.len() + data.len()).saturating_sub(expected.max(collected.len()));
+        if beyond > 0 && !budget.try_grow(held, budget::cost(beyond) - budget::REQUEST_OVERHEAD) {
+            return Err(BodyError::OverBudget(body));
+        }
+        collected.extend_from_slice(&data);
+    }
+    Ok(collected.freeze())
+}
+
+/// Refuses a request whose body is left unread, the way nginx does: the
+/// rest of the body is read and thrown away first (at most
+/// [`DRAIN_BYTES`], for at most [`DRAIN_TIME`]), so that a client that
+/// sends its whole body before it reads (Python's `requests` and `urllib`
+/// do) gets the answer instead of a reset. A client that asked to be told
+/// first (`Expect: 100-continue`, as curl does for large bodies) has sent
+/// nothing yet and gets the answer at once.
+pub async fn refuse(refusal: Refusal, parts: &Parts, mut body: Incoming) -> Refusal {
+    let waits_for_continue = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue && !body.is_end_stream() {
+        let drained = tokio::time::timeout(DRAIN_TIME, async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > DRAIN_BYTES {
+                    break;
+                }
+            }
+        });
+        let _ = drained.await;
+    }
+    refusal
+}
+
+/// [`refuse`] for a request not yet taken apart.
+pub async fn refuse_request(refusal: Refusal, request: Request<Incoming>) -> Refusal {
+    let (parts, body) = request.into_parts();
+    refuse(refusal, &parts, body).await
+}
