@@ -6,55 +6,103 @@ fn read(text: &str) -> Result<Template, TemplateError> {
     parse(text, &[], "eu-west-1")
 }
 
-/// A template with one function and the given extra lines, indented
-/// where the caller puts them.
-fn one_function(function_props: &str, event_props: &str, api_props: &str) -> String {
-    format!(
-        r#"Transform: AWS::Serverless-2016-10-31
-Parameters:
-  Level:
-    Type: String
-    Default: WARN
-    AllowedValues: [DEBUG, INFO, WARN]
-  Seconds:
-    Type: Number
-    Default: 7
-  NoDefault:
-    Type: String
-Globals:
-  Function:
-    Runtime: provided.al2023
-    Timeout: 4
-    MemorySize: 256
-    Environment:
-      Variables:
-        FROM_GLOBALS: g
-        OVERRIDDEN: globals
-Resources:
-  Api:
-    Type: AWS::Serverless::HttpApi
-    Properties:
-      Description: test
-{api_props}
-  Fn:
-    Type: AWS::Serverless::Function
-    Metadata:
-      BuildMethod: rust-cargolambda
-      BuildProperties:
-        Binary: fixture
-    Properties:
-      Role: !GetAtt SomeRole.Arn
-{function_props}
-      Events:
-        Get:
-          Type: HttpApi
-          Properties:
-            ApiId: !Ref Api
-            Method: get
-            Path: /items/{{id}}
-{event_props}
-"#
-    )
+/// The tests' base template: one function behind one HTTP API, with
+/// parameters, conditions and Globals, and a `# +name` comment wherever a
+/// test adds lines.
+const ONE_FUNCTION: &str = include_str!("../../../fixtures/templates/one-function.yaml");
+/// Every key the reader honours, as a patch on `ONE_FUNCTION`.
+const EVERY_KEY: &str = include_str!("../../../fixtures/templates/every-key.yaml");
+/// An authorizer and the route security that applies it, as a patch.
+const AUTHORIZER: &str = include_str!("../../../fixtures/templates/authorizer.yaml");
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// Each line of `lines`, indented by `pad` more spaces.
+fn indented(lines: &str, pad: usize, out: &mut String) {
+    for line in lines.lines() {
+        out.extend(std::iter::repeat_n(' ', pad));
+        out.push_str(line);
+        out.push('\n');
+    }
+}
+
+/// `text` with `snippet` where the comment `# +{marker}` is, at its
+/// indentation (the snippet's own indentation is relative to it).
+fn insert(text: &str, marker: &str, snippet: &str) -> String {
+    let comment = format!("# +{marker}");
+    let mut out = String::new();
+    let mut found = false;
+    for line in text.lines() {
+        if line.trim() == comment {
+            found = true;
+            indented(snippet, indent(line), &mut out);
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(found, "the template has no {comment}");
+    out
+}
+
+/// `text` with each `# +name` section of `patch` inserted at its marker.
+fn patched(text: &str, patch: &str) -> String {
+    let mut text = text.to_owned();
+    let mut section: Option<(&str, String)> = None;
+    for line in patch.lines().chain(["# +"]) {
+        if let Some(marker) = line.strip_prefix("# +") {
+            if let Some((name, snippet)) = section.take() {
+                text = insert(&text, name, &snippet);
+            }
+            section = Some((marker, String::new()));
+        } else if let Some((_, snippet)) = &mut section {
+            snippet.push_str(line);
+            snippet.push('\n');
+        }
+    }
+    text
+}
+
+/// `text` with the one line that reads `from` (after its indentation)
+/// replaced by `to`, at that indentation; `to` may be several lines.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    let matching = text.lines().filter(|l| l.trim_start().starts_with(from)).count();
+    assert_eq!(matching, 1, "lines starting {from:?}");
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with(from) {
+            indented(to, indent(line), &mut out);
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `text` without the one line that starts `key` and the lines nested
+/// under it.
+fn removed(text: &str, key: &str) -> String {
+    let matching = text.lines().filter(|l| l.trim_start().starts_with(key)).count();
+    assert_eq!(matching, 1, "lines starting {key:?}");
+    let mut out = String::new();
+    let mut under: Option<usize> = None;
+    for line in text.lines() {
+        if let Some(depth) = under {
+            if indent(line) > depth {
+                continue;
+            }
+            under = None;
+        }
+        if line.trim_start().starts_with(key) {
+            under = Some(indent(line));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn refused(text: &str) -> String {
@@ -117,44 +165,12 @@ fn reads_the_projects_template() {
     assert!(e.to_string().contains("AllowedValues"), "{e}");
 }
 
-/// An HttpApi with an authorizer, switched by condition `On` (on the
-/// parameter `Level`).
-fn with_authorizer(body_security: &str, identity: &str) -> String {
-    let text = one_function(
-        "",
-        "",
-        &format!(
-            "      DefinitionBody:
-        openapi: \"3.0.1\"
-        info: {{title: t, version: \"1\"}}
-        paths:
-          /items/{{id}}:
-            get:
-              security: {body_security}
-      Auth:
-        Authorizers:
-          Keys:
-            FunctionArn: !GetAtt Fn.Arn
-            AuthorizerPayloadFormatVersion: \"2.0\"
-            EnableSimpleResponses: true
-{identity}"
-        ),
-    );
-    text.replace(
-            "Globals:",
-            "Conditions:\n  On: !Equals [!Ref Level, DEBUG]\n  Off: !Not [Condition: On]\n  Both: {\"Fn::And\": [{Condition: On}, !Equals [a, a]]}\nGlobals:",
-        )
-}
-
-const IDENTITY: &str = "            Identity:
-              Headers: [Authorization, X-Tenant]
-              ReauthorizeEvery: 60";
-
 #[test]
 fn authorizers_and_the_conditions_that_switch_them() {
+    let text = patched(ONE_FUNCTION, AUTHORIZER);
     let on = |overrides: &[&str], security: &str| {
         let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
-        let text = with_authorizer(security, IDENTITY);
+        let text = replaced(&text, "security:", &format!("security: {security}"));
         parse(&text, &overrides, "x").expect("valid").routes[0].authorizer.clone()
     };
     let keys = Some("Keys".to_owned());
@@ -164,58 +180,45 @@ fn authorizers_and_the_conditions_that_switch_them() {
     assert_eq!(on(&["Level=DEBUG"], "!If [On, [{Keys: []}], []]"), keys);
     assert_eq!(on(&["Level=DEBUG"], "!If [Off, [{Keys: []}], []]"), None);
     assert_eq!(on(&["Level=DEBUG"], "{\"Fn::If\": [Both, [{Keys: []}], []]}"), keys);
-    let template = parse(&with_authorizer("[]", IDENTITY), &[], "x").expect("valid");
+    let template = read(&text).expect("valid");
     assert_eq!(template.authorizers[0].identity_headers, ["authorization", "x-tenant"]);
     assert_eq!(template.authorizers[0].ttl, Duration::from_secs(60));
     assert_eq!(template.authorizers[0].function, "fixture");
 
-    for (security, identity, says) in [
-        ("[{Keys: []}, {Other: []}]", IDENTITY, "at most one authorizer"),
-        ("!If [Nope, [], []]", IDENTITY, "no condition \"Nope\""),
-        ("!If [On, []]", IDENTITY, "Fn::If takes"),
-        ("[]", "", "Identity: missing"),
-        ("[]", "            Identity:\n              QueryStrings: [k]", "Headers only"),
-        ("[]", "            Identity:\n              Headers: []", "at least one header"),
-        (
-            "[]",
-            "            Identity:\n              Headers: [A]\n              ReauthorizeEvery: 9999",
-            "from 0 to 3600",
-        ),
+    for (security, says) in [
+        ("[{Keys: []}, {Other: []}]", "at most one authorizer"),
+        ("!If [Nope, [], []]", "no condition \"Nope\""),
+        ("!If [On, []]", "Fn::If takes"),
     ] {
-        let error = refused(&with_authorizer(security, identity));
-        assert!(error.contains(says), "{security} / {identity}: {error}");
+        let error = refused(&replaced(&text, "security:", &format!("security: {security}")));
+        assert!(error.contains(says), "{security}: {error}");
     }
-    let text = with_authorizer("[]", IDENTITY);
+    assert!(refused(&removed(&text, "Identity:")).contains("Identity: missing"));
     for (from, to, says) in [
-        ("            get:\n", "            put:\n", "no function has the route PUT"),
-        ("            get:\n", "            brew:\n", "not an HTTP method"),
+        ("Headers:", "QueryStrings: [k]", "Headers only"),
+        ("Headers:", "Headers: []", "at least one header"),
+        ("ReauthorizeEvery:", "ReauthorizeEvery: 9999", "from 0 to 3600"),
+        ("get:", "put:", "no function has the route PUT"),
+        ("get:", "brew:", "not an HTTP method"),
+        ("security:", "summary: x\nsecurity: []", "security only"),
+        ("FunctionArn:", "FunctionArn: !GetAtt Nope.Arn", "Nope is not a function"),
+        ("FunctionArn:", "FunctionArn: arn:aws:lambda:x", "must be !GetAtt"),
+        ("EnableSimpleResponses:", "EnableSimpleResponses: false", "simple responses only"),
         (
-            "              security:",
-            "              summary: x\n              security:",
-            "security only",
-        ),
-        ("FunctionArn: !GetAtt Fn.Arn", "FunctionArn: !GetAtt Nope.Arn", "Nope is not a function"),
-        ("FunctionArn: !GetAtt Fn.Arn", "FunctionArn: arn:aws:lambda:x", "must be !GetAtt"),
-        ("EnableSimpleResponses: true", "EnableSimpleResponses: false", "simple responses only"),
-        (
-            "AuthorizerPayloadFormatVersion: \"2.0\"",
+            "AuthorizerPayloadFormatVersion:",
             "AuthorizerPayloadFormatVersion: \"1.0\"",
             "payload 2.0",
         ),
-        (
-            "      Auth:\n",
-            "      Auth:\n        DefaultAuthorizer: Keys\n",
-            "DefaultAuthorizer: not supported",
-        ),
+        ("Auth:", "Auth:\n  DefaultAuthorizer: Keys", "DefaultAuthorizer: not supported"),
     ] {
-        assert!(text.contains(from), "{from}");
-        let error = refused(&text.replacen(from, to, 1));
+        let error = refused(&replaced(&text, from, to));
         assert!(error.contains(says), "{to}: {error}");
     }
     // A NoEcho parameter's value is never repeated in a message.
-    let secret = text.replace(
-        "  NoDefault:\n",
-        "  Secret:\n    Type: String\n    NoEcho: true\n    AllowedValues: [a]\n  NoDefault:\n",
+    let secret = insert(
+        &text,
+        "parameters",
+        "Secret:\n  Type: String\n  NoEcho: true\n  AllowedValues: [a]",
     );
     let e = parse(&secret, &["Secret=hunter2".into()], "x").expect_err("not allowed");
     assert!(!e.to_string().contains("hunter2"), "{e}");
@@ -223,26 +226,7 @@ fn authorizers_and_the_conditions_that_switch_them() {
 
 #[test]
 fn every_supported_key_with_globals_and_parameters() {
-    let text = one_function(
-        "      Timeout: !Ref Seconds
-      ReservedConcurrentExecutions: 2
-      Environment:
-        Variables:
-          OVERRIDDEN: function
-          LEVEL: !Ref Level
-          REGION: !Ref AWS::Region
-          COUNT: 3
-      LoggingConfig:
-        LogFormat: JSON
-        ApplicationLogLevel: {Ref: Level}
-        LogGroup: !Ref SomeGroup",
-        "            TimeoutInMillis: 1500
-            PayloadFormatVersion: \"2.0\"",
-        "      DefaultRouteSettings:
-        ThrottlingBurstLimit: 3
-        ThrottlingRateLimit: 0.5
-        DetailedMetricsEnabled: true",
-    );
+    let text = patched(ONE_FUNCTION, EVERY_KEY);
     let template = read(&text).expect("valid");
     let f = &template.functions[0];
     assert_eq!((f.name.as_str(), f.logical_id.as_str()), ("fixture", "Fn"));
@@ -281,86 +265,62 @@ fn every_supported_key_with_globals_and_parameters() {
         assert!(e.contains(says), "{bad}: {e}");
     }
     // Lambda's default timeout without Globals.
-    let bare = text.replace("    Timeout: 4\n", "").replace("      Timeout: !Ref Seconds\n", "");
+    let bare = removed(&removed(&text, "Timeout: 4"), "Timeout: !Ref Seconds");
     assert_eq!(read(&bare).expect("bare").functions[0].timeout, Duration::from_secs(3));
 }
 
 #[test]
 fn what_it_cannot_honour_is_an_error_naming_the_key_and_line() {
-    let cases: &[(&str, &str, &str, &str)] = &[
-        // (function properties, event properties, api properties, message)
-        ("      Layers: [arn]", "", "", "Fn.Properties.Layers: not supported"),
-        ("      Timeout: !GetAtt X.Y", "", "", "!GetAtt cannot be resolved"),
-        ("      Timeout: {\"Fn::If\": [a, 1, 2]}", "", "", "Fn::If cannot be resolved"),
-        ("      Timeout: 901", "", "", "from 1 to 900"),
-        ("      Timeout: soon", "", "", "\"soon\" is not a whole number"),
-        ("      Timeout: !Ref NoDefault", "", "", "NoDefault has no Default"),
-        ("      Timeout: !Ref Missing", "", "", "not a parameter"),
-        ("      Runtime: python3.13", "", "", "custom runtimes"),
-        ("      ReservedConcurrentExecutions: 0", "", "", "--functions"),
-        (
-            "      Environment:\n        Variables:\n          AWS_REGION: x",
-            "",
-            "",
-            "reserved by Lambda",
-        ),
-        ("      Environment:\n        Variables:\n          1X: x", "", "", "variable name"),
-        (
-            "",
-            "            Auth:\n              Authorizer: Missing",
-            "",
-            "no authorizer \"Missing\"",
-        ),
-        (
-            "",
-            "            Auth:\n              AuthorizationScopes: [a]",
-            "",
-            "AuthorizationScopes: not",
-        ),
-        ("", "            RouteSettings: {}", "", "RouteSettings: not supported"),
-        ("", "            PayloadFormatVersion: \"1.0\"", "", "payload format 2.0"),
-        ("", "            TimeoutInMillis: 31000", "", "from 50 to 30000"),
-        (
-            "",
-            "",
-            "      CorsConfiguration: true",
-            "Api.Properties.CorsConfiguration: not supported",
-        ),
-        ("", "", "      StageName: prod", "$default stage"),
-        ("", "", "      DefaultRouteSettings:\n        ThrottlingBurstLimit: 1", "set both"),
+    let cases: &[(&str, &str, &str)] = &[
+        // (where, the lines added there, the message)
+        ("function", "Layers: [arn]", "Fn.Properties.Layers: not supported"),
+        ("function", "Timeout: !GetAtt X.Y", "!GetAtt cannot be resolved"),
+        ("function", "Timeout: {\"Fn::If\": [a, 1, 2]}", "Fn::If cannot be resolved"),
+        ("function", "Timeout: 901", "from 1 to 900"),
+        ("function", "Timeout: soon", "\"soon\" is not a whole number"),
+        ("function", "Timeout: !Ref NoDefault", "NoDefault has no Default"),
+        ("function", "Timeout: !Ref Missing", "not a parameter"),
+        ("function", "Runtime: python3.13", "custom runtimes"),
+        ("function", "ReservedConcurrentExecutions: 0", "--functions"),
+        ("function", "Environment:\n  Variables:\n    AWS_REGION: x", "reserved by Lambda"),
+        ("function", "Environment:\n  Variables:\n    1X: x", "variable name"),
+        ("event", "Auth:\n  Authorizer: Missing", "no authorizer \"Missing\""),
+        ("event", "Auth:\n  AuthorizationScopes: [a]", "AuthorizationScopes: not"),
+        ("event", "RouteSettings: {}", "RouteSettings: not supported"),
+        ("event", "PayloadFormatVersion: \"1.0\"", "payload format 2.0"),
+        ("event", "TimeoutInMillis: 31000", "from 50 to 30000"),
+        ("api", "CorsConfiguration: true", "Api.Properties.CorsConfiguration: not supported"),
+        ("api", "StageName: prod", "$default stage"),
+        ("api", "DefaultRouteSettings:\n  ThrottlingBurstLimit: 1", "set both"),
     ];
-    for (function, event, api, says) in cases {
-        let error = refused(&one_function(function, event, api));
-        assert!(error.contains(says), "{function}{event}{api}: {error}");
+    for (at, lines, says) in cases {
+        let error = refused(&insert(ONE_FUNCTION, at, lines));
+        assert!(error.contains(says), "{at}: {lines}: {error}");
         assert!(error.starts_with("template line "), "{error}");
     }
     // The line is the key's own.
-    let error = refused(&one_function("      Layers: [arn]", "", ""));
-    let text = one_function("      Layers: [arn]", "", "");
+    let text = insert(ONE_FUNCTION, "function", "Layers: [arn]");
     let line = text.lines().position(|l| l.contains("Layers")).expect("the line") + 1;
+    let error = refused(&text);
     assert!(error.starts_with(&format!("template line {line}:")), "{error} (line {line})");
 }
 
 #[test]
 fn whole_template_constructs_it_cannot_serve_are_errors() {
-    let base = one_function("", "", "");
+    let base = ONE_FUNCTION;
+    let route = "Again:\n  Type: HttpApi\n  Properties:\n    ApiId: !Ref Api\n    Method: GET\n    Path: /items/{id}";
     let cases: Vec<(String, &str)> = vec![
-        (base.replace("Type: HttpApi\n", "Type: Api\n"), "only HttpApi events"),
-        (base.replace("Path: /items/{id}", "Path: /items/{id+}/more"), "must be the last"),
-        (base.replace("Path: /items/{id}", "Path: items"), "must start with /"),
-        (base.replace("            Method: get\n", ""), "$default routes"),
-        (base.replace("Method: get", "Method: brew"), "is not one of"),
-        (base.replace("ApiId: !Ref Api", "ApiId: !Ref Other"), "not an HttpApi of this template"),
-        (base.replace("        Binary: fixture\n", ""), "BuildProperties.Binary: missing"),
-        (base.replace("Binary: fixture", "Binary: ../x"), "not a binary name"),
-        (base.replace("  Fn:\n", "  Rest:\n    Type: AWS::Serverless::Api\n  Fn:\n"), "REST APIs"),
-        (
-            format!(
-                "{base}        Again:\n          Type: HttpApi\n          Properties:\n            ApiId: !Ref Api\n            Method: GET\n            Path: /items/{{id}}\n"
-            ),
-            "the same route as line",
-        ),
-        (format!("{base}  Extra: &anchor\n    Type: X\n  Copy: *anchor\n"), "aliases"),
+        (replaced(base, "Type: HttpApi", "Type: Api"), "only HttpApi events"),
+        (replaced(base, "Path:", "Path: /items/{id+}/more"), "must be the last"),
+        (replaced(base, "Path:", "Path: items"), "must start with /"),
+        (removed(base, "Method:"), "$default routes"),
+        (replaced(base, "Method:", "Method: brew"), "is not one of"),
+        (replaced(base, "ApiId:", "ApiId: !Ref Other"), "not an HttpApi of this template"),
+        (removed(base, "Binary:"), "BuildProperties.Binary: missing"),
+        (replaced(base, "Binary:", "Binary: ../x"), "not a binary name"),
+        (insert(base, "resources", "Rest:\n  Type: AWS::Serverless::Api"), "REST APIs"),
+        (insert(base, "events", route), "the same route as line"),
+        (insert(base, "resources", "Extra: &anchor\n  Type: X\nCopy: *anchor"), "aliases"),
         ("Resources: [\n".to_owned(), "not YAML"),
     ];
     for (text, says) in cases {
@@ -371,10 +331,10 @@ fn whole_template_constructs_it_cannot_serve_are_errors() {
 
 #[test]
 fn a_function_without_build_metadata_is_named_by_its_code_uri() {
-    let text = one_function("      CodeUri: target/lambda/fixture-two/", "", "").replace(
-            "    Metadata:\n      BuildMethod: rust-cargolambda\n      BuildProperties:\n        Binary: fixture\n",
-            "",
-        );
+    let text = removed(
+        &insert(ONE_FUNCTION, "function", "CodeUri: target/lambda/fixture-two/"),
+        "Metadata:",
+    );
     assert_eq!(read(&text).expect("valid").functions[0].name, "fixture-two");
 }
 
