@@ -204,7 +204,12 @@ impl Environment for BuiltinEnv {
 
     fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
         Box::pin(async move {
-            if !self.is_alive() {
+            // Stopped by the gateway, or failed before: not the function's
+            // doing. A bootstrap that exited or failed its init before this
+            // invocation reached it is the function's, and fails the
+            // invocation as it would mid-way, with Lambda's error (below:
+            // watch's `wait_for` sees a state already reached).
+            if self.stopped || self.broken {
                 return Err(EnvError::Died("the environment is not running".into()));
             }
             let deadline_ms = invocation
@@ -284,5 +289,61 @@ impl Drop for BuiltinEnv {
     /// processes behind.
     fn drop(&mut self) {
         self.kill_processes();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::path::Path;
+
+    fn spec(runtime: &str) -> Spec {
+        Spec {
+            function: "fixture".into(),
+            bootstrap: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/runtimes")
+                .join(runtime),
+            vars: Vec::new(),
+            arn: "arn:aws:lambda:us-east-1:000000000000:function:fixture".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A bootstrap that exits at once, seen to have exited before the
+    /// first invocation reaches it (the order the cold-start path usually
+    /// loses the race to), fails that invocation as Lambda does: the
+    /// function's `Runtime.ExitError` (a 500), not a dead environment (a
+    /// 502), the same answer as when the exit comes mid-invocation.
+    #[tokio::test]
+    async fn a_bootstrap_that_exited_before_its_invocation_fails_it_with_lambdas_error() {
+        let reaper = Reaper::start().expect("reaper");
+        let mut env =
+            BuiltinEnv::start(&spec("exit-at-start.sh"), &reaper, false).await.expect("started");
+        env.exit.clone().wait_for(Option::is_some).await.expect("its exit is seen");
+        assert!(!env.is_alive());
+        let invocation = Invocation {
+            request_id: "r-1".into(),
+            event: Bytes::from_static(b"{}"),
+            deadline: SystemTime::now() + Duration::from_secs(5),
+        };
+        match env.invoke(invocation).await {
+            Ok(Output::Error { error_type, payload }) => {
+                assert_eq!(error_type, "Runtime.ExitError");
+                let payload = String::from_utf8_lossy(&payload);
+                assert!(
+                    payload.contains("RequestId: r-1 Error: Runtime exited with error: exit"),
+                    "{payload}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Once failed, it takes nothing more: the pool replaces it.
+        let again = Invocation {
+            request_id: "r-2".into(),
+            event: Bytes::from_static(b"{}"),
+            deadline: SystemTime::now() + Duration::from_secs(5),
+        };
+        assert!(matches!(env.invoke(again).await, Err(EnvError::Died(_))));
     }
 }
