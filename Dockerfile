@@ -60,12 +60,12 @@ RUN triple="$(cat /target)" \
  && ln -s "${triple%%.*}" "target/$triple" \
  && cargo chef cook --release --locked --zigbuild --target "$triple" --recipe-path recipe.json
 COPY . .
-# The layout the gateway expects, and that `make stage` and the tests lay out
-# on the host: /opt/kf-api/gateway, /opt/kf-api/template.yaml (which names the
-# functions, their routes and limits) and /opt/kf-api/functions/<name>/bootstrap
+# The layout the gateway expects, which `make stage` lays out on the host with
+# the same script: /opt/kf-api/gateway, /opt/kf-api/template.yaml (which names
+# the functions, their routes and limits) and /opt/kf-api/functions/<name>/bootstrap
 # for every function crate under functions/ (a test keeps them equal to the
-# template's functions). `make test-shipped` runs the same script and tests
-# its output, amd64 natively and arm64 under qemu.
+# template's functions). `make test-shipped` tests this output, taken out of
+# the built image, amd64 natively and arm64 under qemu.
 RUN tools/cross.sh image "$TARGETARCH" /out
 
 # Amazon's Lambda base image: the Lambda runtime environment. The same image

@@ -3,17 +3,19 @@
 #                 PARAMETERS="RequireApiKey=true ApiKeyHashes=id:hash": the template's parameters, here the API key switch)
 #   make keygen - a random API key, and its id:hash line for ApiKeyHashes (KEY_ID=name)
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
-#   make test   - formatting, lints, and every test, end-to-end included
-#   make bench  - compute and HTTP benchmarks (numbers go in results/, then the README and docs/)
+#   make test   - formatting, lints, validators, unit tests, end-to-end tests (lint validate unit e2e)
+#   make lint / validate / unit / e2e - one part of make test: fmt and clippy / deployment files / the crates' own and Python tests / real processes and cross-file checks
+#   make bench  - compute and HTTP benchmarks (numbers go in results/, then the README and docs/) [apt: wrk, nginx if missing]
 #   make loadtest - Locust against the local stack, ramping to 250 users, with charts
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
-#   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu)
-#   make validate - SAM template, Kubernetes manifests, Dockerfile: linters and schema checks
-#   make image  - the Dockerfile built without a daemon (buildah): target/oci/kf-api-{amd64,arm64}.tar (ARCHS="amd64")
-#   make k8s-test - the manifests on a real control plane (kwok's simulated nodes), then the image on a real node (kubelet, containerd, kube-proxy)
-#   make k8s-node - a real one-node cluster with the image, for docs/deploy-kubernetes.md's minikube guide (root, Linux; make k8s-node-down stops it)
+#   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu) [apt: qemu-user, arm64 libc, cross gcc]
+#   make image  - the Dockerfile built without a daemon (buildah): target/oci/kf-api-{amd64,arm64}.tar (ARCHS="amd64") [apt: buildah, runc, debootstrap, ...; qemu-user]
+#   make k8s-test - the manifests on a real control plane (kwok's simulated nodes), then the image on a real node (kubelet, containerd, kube-proxy) [apt: as image]
+#   make k8s-node - a real one-node cluster with the image, for docs/deploy-kubernetes.md's minikube guide (root, Linux; make k8s-node-down stops it) [apt: as image]
 #   make sam-build - sam build (what sam deploy uploads), offline
-#   make stage  - the image's /opt/kf-api laid out under target/image, from release binaries
+#   make stage  - the image's /opt/kf-api laid out under target/image, from native release binaries (tools/cross.sh stage)
+#   make clean  - removes what the targets made: target/, the venvs, .tools/ (pinned tools, stand-in bases, the node), .aws-sam/
+#   [apt: ...] marks the targets that install Debian packages (with sudo unless root) the first time.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -69,28 +71,33 @@ IMAGE_ARCHIVE := target/oci/kf-api-amd64.tar
 NODE_OK := .tools/node-packages.stamp
 NODE_DIR := .tools/k8s-node
 
-.PHONY: help tools run image k8s-node k8s-node-down keygen watch stage test test-shipped k8s-test lint validate unit test-summary bench loadtest build sam-build clean
+.PHONY: help tools run image k8s-node k8s-node-down keygen watch stage test test-shipped k8s-test lint validate unit e2e test-summary bench loadtest build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-# A venv with the pinned tools, rebuilt when the pins change; and the arm64
-# Rust target that Lambda's Graviton functions need.
+# Each venv is made from its pins and remade when they change: the target is
+# <venv>/.installed, the first prerequisite its requirements file. Three, as
+# their pins conflict: the tools (aws-sam-cli, cargo-lambda, cfn-lint, ...),
+# checkov, and Locust with matplotlib.
+define make-venv
+python3 -m venv $(@D)
+$(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
+endef
+
+# The tools, and the Rust components and arm64 target (Lambda's Graviton) too.
 $(TOOLS_OK): tools/requirements.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	$(make-venv)
 	rustup component add rustfmt clippy
 	rustup target add aarch64-unknown-linux-gnu
 	touch $@
 
 $(CHECKOV_OK): tools/requirements-checkov.txt
-	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
+	$(make-venv)
 	touch $@
 
 $(LOADTEST_OK): tools/requirements-loadtest.txt
-	python3 -m venv $(LOADTEST_VENV)
-	$(LOADTEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-loadtest.txt
+	$(make-venv)
 	touch $@
 
 $(QEMU_OK):
@@ -127,24 +134,13 @@ keygen:
 watch: $(TOOLS_OK)
 	cargo lambda watch --invoke-address $(HOST) --invoke-port $(WATCH_PORT)
 
-# What the Dockerfile copies into the image, from native release binaries:
-# the gateway, the template, and every function crate's binary (the list of
-# functions is the workspace's functions/*, which a test keeps equal to the
-# template's).
+# The image's /opt/kf-api from native release binaries, laid out by the
+# script the Dockerfile runs: the gateway, the template, and every function
+# crate's binary.
 stage:
-	cargo build --release --locked --bins --workspace --exclude e2e
-	rm -rf $(IMAGE_DIR)/functions
-	mkdir -p $(IMAGE_DIR)/functions
-	cp target/release/gateway $(IMAGE_DIR)/gateway
-	cp template.yaml $(IMAGE_DIR)/template.yaml
-	for dir in functions/*/; do \
-	  f=$$(basename $$dir); \
-	  if [ -f target/release/$$f ]; then \
-	    mkdir -p $(IMAGE_DIR)/functions/$$f && cp target/release/$$f $(IMAGE_DIR)/functions/$$f/bootstrap; \
-	  fi; \
-	done
+	tools/cross.sh stage $(IMAGE_DIR)
 
-test: lint validate unit
+test: lint validate unit e2e
 
 lint: $(TOOLS_OK)
 	cargo fmt --all --check
@@ -171,7 +167,8 @@ validate: $(TOOLS_OK) $(CHECKOV_OK)
 sam-build: $(TOOLS_OK)
 	sam build
 
-unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
+# The crates' own tests (the gateway in-process included) and the Python tools'.
+unit: $(TOOLS_OK) $(LOADTEST_OK)
 	mkdir -p target
 	@# The load test's own checks and the cost model's (its chart needs
 	@# matplotlib), with Locust's environment; then the SAM
@@ -181,13 +178,21 @@ unit: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	  test_locustfile test_cost 2>&1 | tee $(CURDIR)/target/unittest.log
 	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template test_check_artifacts test_hpa 2>&1 \
 	  | tee -a $(CURDIR)/target/unittest.log
-	cargo test --workspace --locked 2>&1 | tee target/test.log
+	cargo test --workspace --exclude e2e --locked 2>&1 | tee target/test.log
+
+# The e2e crate: the gateway, the functions, the RIE and cargo lambda watch as
+# real processes (it builds the workspace's binaries first), a short Locust
+# session, and the checks that hold files in step (pins, routes, template).
+e2e: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
+	mkdir -p target
+	cargo test -p e2e --locked 2>&1 | tee target/e2e.log
 	@$(MAKE) --no-print-directory test-summary
 
-# Adds up cargo's per-binary "test result" lines and unittest's "Ran N tests".
+# Adds up cargo's per-binary "test result" lines and unittest's "Ran N tests",
+# over the logs of whichever of unit and e2e ran.
 test-summary:
 	@awk '/^test result:/ {p += $$4; f += $$6} /^Ran [0-9]+ tests? in/ {p += $$2} \
-	  END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log target/unittest.log
+	  END {printf "tests: %d passed, %d failed\n", p, f}' $(wildcard target/test.log target/e2e.log target/unittest.log) /dev/null
 	@if ls $(SHIPPED)/*.log >/dev/null 2>&1; then \
 	  awk '/^test result:/ {p += $$4; f += $$6} \
 	    END {printf "shipped binaries (make test-shipped): %d passed, %d failed\n", p, f}' $(SHIPPED)/*.log; \
@@ -303,4 +308,4 @@ build: $(TOOLS_OK)
 clean:
 	cargo clean
 	-tools/k8s/node.sh down $(NODE_DIR)
-	rm -rf $(VENV) $(CHECKOV_VENV) .tools .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOADTEST_VENV) .tools .aws-sam
