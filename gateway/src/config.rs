@@ -230,23 +230,8 @@ mod tests {
     /// `KF_BLESS=1 cargo test -p gateway --lib flags` rewrites it.
     #[test]
     fn the_documented_flags_are_the_binarys() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
-        let doc = std::fs::read_to_string(&path).expect("docs/configuration.md");
-        let (open, close) = ("<!-- flags -->\n", "<!-- /flags -->");
-        let start = doc.find(open).expect("a <!-- flags --> block") + open.len();
-        let end = start + doc[start..].find(close).expect("a <!-- /flags --> end");
         let table = flags_table();
-        if std::env::var_os("KF_BLESS").is_some() {
-            std::fs::write(&path, format!("{}{table}{}", &doc[..start], &doc[end..]))
-                .expect("write");
-            return;
-        }
-        assert_eq!(
-            doc[start..end],
-            table,
-            "docs/configuration.md's flags differ from the binary's; KF_BLESS=1 cargo test -p gateway --lib flags"
-        );
+        crate::testing::documented("docs/configuration.md", "flags", &table);
         for flag in ["--listen", "--throttle", "--workers", "--function-log-level"] {
             assert!(table.contains(&format!("`{flag}`")), "{flag} is missing");
         }

@@ -319,102 +319,23 @@ fn timed_out(request_id: &str, timeout: Duration) -> Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::{BoxFuture, Spec};
-    use std::sync::atomic::AtomicU64;
+    use crate::environment::Spec;
+    use crate::testing::{Fake, Record, Reply};
 
-    /// What a fake environment does with an event: `ok:<ms>` answers after
-    /// that long, `exit` ends the environment with its invocation (as a
-    /// bootstrap that exits), `hang` never answers, `break` fails.
-    #[derive(Debug, Default)]
-    struct Record {
-        started: AtomicUsize,
-        invoked: AtomicUsize,
-        killed: AtomicUsize,
-        stopped: AtomicUsize,
-    }
-
-    #[derive(Debug)]
-    struct FakeLauncher(Arc<Record>, Spec);
-
-    #[derive(Debug)]
-    struct FakeEnv {
-        id: u64,
-        fresh: bool,
-        alive: bool,
-        record: Arc<Record>,
-    }
-
-    static IDS: AtomicU64 = AtomicU64::new(1);
-
-    impl Launcher for FakeLauncher {
-        fn spec(&self) -> &Spec {
-            &self.1
-        }
-        fn can_start(&self) -> bool {
-            true
-        }
-        fn start<'a>(
-            &'a self,
-            _reaper: &'a Reaper,
-            _prewarmed: bool,
-        ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
-            Box::pin(async move {
-                self.0.started.fetch_add(1, Ordering::SeqCst);
-                // A cold start takes 10 ms.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                let id = IDS.fetch_add(1, Ordering::Relaxed);
-                let env = FakeEnv { id, fresh: true, alive: true, record: self.0.clone() };
-                Ok(Box::new(env) as Box<dyn Environment>)
-            })
-        }
-    }
-
-    impl Environment for FakeEnv {
-        fn id(&self) -> u64 {
-            self.id
-        }
-        fn fresh(&self) -> bool {
-            self.fresh
-        }
-        fn is_alive(&self) -> bool {
-            self.alive
-        }
-        fn warm(&mut self) -> BoxFuture<'_, Result<(), EnvError>> {
-            self.fresh = false;
-            Box::pin(async { Ok(()) })
-        }
-        fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
-            Box::pin(async move {
-                self.record.invoked.fetch_add(1, Ordering::SeqCst);
-                self.fresh = false;
-                let event = String::from_utf8_lossy(&invocation.event).into_owned();
-                match event.split_once(':') {
-                    Some(("ok", ms)) => {
-                        let ms = ms.parse().expect("milliseconds");
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
-                        Ok(Output::Response(Bytes::from(invocation.request_id)))
-                    }
-                    _ if event == "exit" => {
-                        self.alive = false;
-                        Ok(Output::Error {
-                            error_type: "Runtime.ExitError".into(),
-                            payload: Bytes::new(),
-                        })
-                    }
-                    _ if event == "hang" => std::future::pending().await,
-                    _ => Err(EnvError::Died("broken".into())),
-                }
-            })
-        }
-        fn max_rss_bytes(&self) -> Option<u64> {
-            None
-        }
-        fn kill(self: Box<Self>) {
-            self.record.killed.fetch_add(1, Ordering::SeqCst);
-        }
-        fn stop(self: Box<Self>, _grace: Duration) -> BoxFuture<'static, ()> {
-            self.record.stopped.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async {})
+    /// The fake's reply to an event: `ok:<ms>` answers with the request id
+    /// after that long, `exit` ends the environment with its invocation (as
+    /// a bootstrap that exits), `hang` never answers, anything else breaks
+    /// the environment.
+    fn reply(invocation: &Invocation) -> Reply {
+        let event = String::from_utf8_lossy(&invocation.event).into_owned();
+        match event.split_once(':') {
+            Some(("ok", ms)) => Reply::After(
+                Duration::from_millis(ms.parse().expect("milliseconds")),
+                Box::new(Reply::Payload(Bytes::from(invocation.request_id.clone()))),
+            ),
+            _ if event == "exit" => Reply::Exit,
+            _ if event == "hang" => Reply::Hang,
+            _ => Reply::Break,
         }
     }
 
@@ -436,7 +357,9 @@ mod tests {
             arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
             timeout,
         };
-        let launcher = Box::new(FakeLauncher(record.clone(), spec));
+        // A cold start takes 10 ms.
+        let launcher =
+            Box::new(Fake::new(spec, Arc::new(reply), Duration::from_millis(10), record.clone()));
         let pool = Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);
         (Arc::new(pool), record, metrics)
     }

@@ -238,21 +238,6 @@ mod tests {
     /// `KF_BLESS=1 cargo test -p gateway --lib refusals` rewrites it.
     #[test]
     fn the_documented_refusals_are_the_gateways() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
-        let doc = std::fs::read_to_string(&path).expect("docs/api.md");
-        let (open, close) = ("<!-- refusals -->\n", "<!-- /refusals -->");
-        let start = doc.find(open).expect("a <!-- refusals --> block") + open.len();
-        let end = start + doc[start..].find(close).expect("a <!-- /refusals --> end");
-        let table = Refusal::table();
-        if std::env::var_os("KF_BLESS").is_some() {
-            std::fs::write(&path, format!("{}{table}{}", &doc[..start], &doc[end..]))
-                .expect("write");
-            return;
-        }
-        assert_eq!(
-            doc[start..end],
-            table,
-            "docs/api.md's refusals differ from the gateway's; KF_BLESS=1 cargo test -p gateway --lib refusals"
-        );
+        crate::testing::documented("docs/api.md", "refusals", &Refusal::table());
     }
 }

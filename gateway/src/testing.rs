@@ -474,3 +474,25 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], within: Duration) -> String {
     let _ = tokio::time::timeout(within, stream.read_to_end(&mut answer)).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// Holds the `<!-- {block} -->` ... `<!-- /{block} -->` part of the
+/// repository's `doc` (a path from the workspace root) equal to `generated`,
+/// the text the code makes; with `KF_BLESS` set it rewrites that part
+/// instead. So a table in the docs cannot drift from the code it describes.
+pub fn documented(doc: &str, block: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(doc);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let (open, close) = (format!("<!-- {block} -->\n"), format!("<!-- /{block} -->"));
+    let start = text.find(&open).unwrap_or_else(|| panic!("{doc} has no {open}")) + open.len();
+    let end = start + text[start..].find(&close).unwrap_or_else(|| panic!("{doc} has no {close}"));
+    if std::env::var_os("KF_BLESS").is_some() {
+        let blessed = format!("{}{generated}{}", &text[..start], &text[end..]);
+        std::fs::write(&path, blessed).unwrap_or_else(|e| panic!("{doc}: {e}"));
+        return;
+    }
+    assert_eq!(
+        text[start..end],
+        *generated,
+        "{doc}'s {block} differ from the code's; KF_BLESS=1 cargo test -p gateway --lib {block} rewrites them"
+    );
+}
