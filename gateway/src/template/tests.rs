@@ -322,6 +322,7 @@ fn whole_template_constructs_it_cannot_serve_are_errors() {
         (insert(base, "events", route), "the same route as line"),
         (insert(base, "resources", "Extra: &anchor\n  Type: X\nCopy: *anchor"), "aliases"),
         ("Resources: [\n".to_owned(), "not YAML"),
+        (insert(base, "function", "Timeout: 5\nTimeout: 6"), "\"Timeout\" appears twice"),
     ];
     for (text, says) in cases {
         let error = refused(&text);

@@ -3,7 +3,11 @@
 //! (`!Ref`, `!If`, `!GetAtt`). So the tree is built here from the parser's
 //! marked events: scalars, sequences and mappings, each with its tag and
 //! line. Anchors and aliases are not followed (SAM templates do not use
-//! them).
+//! them), and a key repeated in one mapping is an error, as CloudFormation
+//! has it. saphyr 0.0.6's marked tree was tried in its place: it keeps tags,
+//! but gives collections no position (line 0 for every mapping and
+//! sequence), keeps the last of a repeated key silently, and resolves
+//! aliases instead of letting them be refused.
 
 use super::TemplateError;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -52,7 +56,20 @@ impl Builder {
                             });
                         }
                     },
-                    Some(key) => entries.push((key, node)),
+                    // YAML leaves a repeated key to the reader, and most
+                    // keep the last; CloudFormation refuses the template.
+                    Some(key) => match entries.iter().find(|(k, _)| *k == key) {
+                        Some((_, first)) => {
+                            self.error.get_or_insert(TemplateError::Yaml {
+                                line: node.line,
+                                message: format!(
+                                    "the key {key:?} appears twice in one mapping (first at line {})",
+                                    first.line
+                                ),
+                            });
+                        }
+                        None => entries.push((key, node)),
+                    },
                 }
             }
             Some(_) => unreachable!("only collections are on the stack"),
