@@ -168,11 +168,16 @@ impl Stack {
         // The layout the Dockerfile copies into the image.
         for function in functions.iter().map(|f| f.name.as_str()) {
             let dir = image.join("functions").join(function);
-            let source = match options.replace.iter().find(|(f, _)| *f == function) {
-                Some((_, runtime)) => workspace_root().join("fixtures/runtimes").join(runtime),
-                None => bin.function(function),
-            };
-            e2e::install_bootstrap(&source, &dir);
+            let runtimes = workspace_root().join("fixtures/runtimes");
+            match options.replace.iter().find(|(f, _)| *f == function) {
+                Some((_, runtime)) => {
+                    e2e::install_bootstrap(&runtimes.join(runtime), &dir);
+                    // What the looping runtimes source from their directory.
+                    std::fs::copy(runtimes.join("runtime.sh"), dir.join("runtime.sh"))
+                        .expect("copy runtime.sh");
+                }
+                None => e2e::install_bootstrap(&bin.function(function), &dir),
+            }
         }
         let (port, admin) = (free_port(), free_port());
         let cgroup = options.memory_limit.map(|bytes| MemoryCgroup::new(options.name, bytes));
