@@ -16,11 +16,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{Entry, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, StatusCode};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The API id in request contexts and route ARNs.
@@ -50,8 +49,8 @@ const REMAPPED: [&str; 9] = [
 pub struct RequestMeta<'a> {
     /// The gateway's request id, also the Lambda request id.
     pub request_id: &'a str,
-    /// The client's address.
-    pub source_ip: IpAddr,
+    /// The client's address, as text (made once a connection).
+    pub source_ip: &'a str,
     /// The port the client connected to.
     pub local_port: u16,
     /// The matched route, e.g. `ANY /api/v1/hello`.
@@ -80,23 +79,30 @@ pub fn request_event(
     let raw_query = parts.uri.query().unwrap_or_default();
 
     let mut headers = HeaderMap::with_capacity(parts.headers.keys_len() + 3);
-    for name in parts.headers.keys() {
+    // A header's values come one after another; most headers have one,
+    // which is shared, not copied.
+    for (name, value) in &parts.headers {
         if name == COOKIE {
             continue;
         }
-        if let Some(value) =
-            joined(parts.headers.get_all(name).iter().map(HeaderValue::as_bytes), b",")
-        {
-            headers.insert(name.clone(), value);
+        match headers.entry(name) {
+            Entry::Vacant(entry) => {
+                entry.insert(value.clone());
+            }
+            Entry::Occupied(mut entry) => {
+                if let Some(both) = joined(entry.get(), value) {
+                    entry.insert(both);
+                }
+            }
         }
     }
     // As API Gateway does: the client's address appended to any proxies'
     // chain, and the scheme and port it connected with.
     let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(chain) => format!("{chain}, {}", meta.source_ip),
-        None => meta.source_ip.to_string(),
+        Some(chain) => HeaderValue::from_str(&format!("{chain}, {}", meta.source_ip)),
+        None => HeaderValue::from_str(meta.source_ip),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    if let Ok(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -121,8 +127,8 @@ pub fn request_event(
     let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
     http.method = parts.method.clone();
     http.path = Some(path.clone());
-    http.protocol = Some(format!("{:?}", parts.version));
-    http.source_ip = Some(meta.source_ip.to_string());
+    http.protocol = Some(protocol(parts.version).to_owned());
+    http.source_ip = Some(meta.source_ip.to_owned());
     http.user_agent = header_str(USER_AGENT);
 
     let mut context = ApiGatewayV2httpRequestContext::default();
@@ -159,6 +165,18 @@ pub fn request_event(
     event
 }
 
+/// About how many bytes `event`'s JSON takes, for its buffer: the request
+/// context's fixed fields, the headers, path and query (some twice, as the
+/// user agent and host are), and the body. Enough that the buffer seldom
+/// grows; no more, so that a small request takes no large allocation.
+pub fn estimated_json_len(event: &ApiGatewayV2httpRequest) -> usize {
+    let headers: usize = event.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 6).sum();
+    let path = event.raw_path.as_ref().map_or(0, String::len);
+    let query = event.raw_query_string.as_ref().map_or(0, String::len);
+    let body = event.body.as_ref().map_or(0, String::len);
+    1024 + 2 * (headers + path + query) + body
+}
+
 /// The event a Lambda authorizer gets for a request (payload 2.0, `REQUEST`
 /// type): the request's own event without its body, with the `identity`
 /// values it is to judge and the route's ARN.
@@ -187,6 +205,17 @@ pub fn authorizer_event(
     event
 }
 
+/// The protocol as API Gateway writes it, e.g. `HTTP/1.1`.
+fn protocol(version: hyper::Version) -> &'static str {
+    match version {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2.0",
+        hyper::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// A `Host` header's name without its port: `api.example.com:8080` and
 /// `[::1]:8080` lose `:8080`; a bare IPv6 literal keeps its colons.
 fn without_port(host: &str) -> &str {
@@ -202,15 +231,14 @@ fn without_port(host: &str) -> &str {
     }
 }
 
-/// Joins header values with `sep`, or `None` if the result is not a valid
-/// header value (it always is, for values that were valid on their own).
-fn joined<'a>(mut values: impl Iterator<Item = &'a [u8]>, sep: &[u8]) -> Option<HeaderValue> {
-    let first = values.next()?;
-    let mut out = first.to_vec();
-    for v in values {
-        out.extend_from_slice(sep);
-        out.extend_from_slice(v);
-    }
+/// Two values of one header joined by a comma, or `None` if the result is
+/// not a valid header value (it always is, for values that were valid on
+/// their own).
+fn joined(first: &HeaderValue, second: &HeaderValue) -> Option<HeaderValue> {
+    let mut out = Vec::with_capacity(first.len() + 1 + second.len());
+    out.extend_from_slice(first.as_bytes());
+    out.push(b',');
+    out.extend_from_slice(second.as_bytes());
     HeaderValue::from_bytes(&out).ok()
 }
 
@@ -288,7 +316,13 @@ pub struct MalformedResponse(pub String);
 /// `isBase64Encoded`) is used as is; any other JSON is a 200 with that JSON
 /// as the body, as HTTP APIs infer.
 pub fn response(output: &[u8]) -> Result<hyper::Response<Bytes>, MalformedResponse> {
-    // One parse of the text; the shapes are told apart on the parsed value.
+    // The common case first, in one typed pass: a whole payload 2.0
+    // response, as `lambda_http` writes it (`statusCode` and `cookies`
+    // present, both required by the type).
+    if let Ok(parsed) = serde_json::from_slice::<ApiGatewayV2httpResponse>(output) {
+        return http_response(parsed);
+    }
+    // Anything else is told apart on the parsed value.
     let mut value: serde_json::Value =
         serde_json::from_slice(output).map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
     let Some(object) = value.as_object_mut() else {
@@ -360,7 +394,7 @@ mod tests {
     fn meta() -> RequestMeta<'static> {
         RequestMeta {
             request_id: "req-1",
-            source_ip: "127.0.0.1".parse().expect("ip"),
+            source_ip: "127.0.0.1",
             local_port: 8080,
             route_key: "ANY /api/v1/hello",
             path_parameters: &[],

@@ -11,22 +11,24 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+// Route and function names are `Arc<str>`: a lookup clones a pointer, not
+// the name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
-    route: String,
+    route: Arc<str>,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
-    route: String,
+    route: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionLabel {
-    function: String,
+    function: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,7 +78,7 @@ struct Inner {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionStart {
-    function: String,
+    function: Arc<str>,
     /// `cold` for an environment's first invocation (its init included),
     /// else `warm`.
     start: &'static str,
@@ -179,19 +181,24 @@ impl Metrics {
         }
     }
 
-    /// Counts an answered request.
-    pub fn request(&self, route: &str, status: u16, seconds: f64) {
-        let i = &self.inner;
-        i.requests.get_or_create(&RouteStatus { route: route.to_owned(), status }).inc();
-        i.latency.get_or_create(&RouteLabel { route: route.to_owned() }).observe(seconds);
+    /// The metrics of one route (or of `unmatched`, `/healthz`, `/readyz`),
+    /// to keep: counting a request then takes no lookup by name.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics { route: Arc::from(route), metrics: self.clone(), latency: OnceLock::new() }
     }
 
-    pub(crate) fn queue_add(&self, function: &str, delta: i64) {
-        self.inner.queued.get_or_create(&label(function)).inc_by(delta);
-    }
-
-    pub(crate) fn busy_add(&self, function: &str, delta: i64) {
-        self.inner.busy.get_or_create(&label(function)).inc_by(delta);
+    /// The per-invocation metrics of one function, to keep (the pool does).
+    pub fn function(&self, function: &str) -> FunctionMetrics {
+        let function = Arc::<str>::from(function);
+        let label = FunctionLabel { function: function.clone() };
+        FunctionMetrics {
+            queued: self.inner.queued.get_or_create(&label).clone(),
+            busy: self.inner.busy.get_or_create(&label).clone(),
+            warm: OnceLock::new(),
+            cold: OnceLock::new(),
+            function,
+            metrics: self.clone(),
+        }
     }
 
     pub(crate) fn set_live(&self, function: &str, live: usize) {
@@ -200,15 +207,6 @@ impl Metrics {
 
     pub(crate) fn cold_start(&self, function: &str) {
         self.inner.cold_starts.get_or_create(&label(function)).inc();
-    }
-
-    pub(crate) fn invocation(&self, function: &str, seconds: f64, cold: bool) {
-        let start = if cold { "cold" } else { "warm" };
-        let key = FunctionStart { function: function.to_owned(), start };
-        self.inner.invocations.get_or_create(&key).observe(seconds);
-        if cold {
-            self.cold_start(function);
-        }
     }
 
     pub(crate) fn max_memory(&self, function: &str, bytes: u64) {
@@ -250,5 +248,66 @@ impl Metrics {
 }
 
 fn label(function: &str) -> FunctionLabel {
-    FunctionLabel { function: function.to_owned() }
+    FunctionLabel { function: Arc::from(function) }
+}
+
+/// One route's metrics (see [`Metrics::route`]). Its latency histogram is
+/// made on first use, so that a route never asked for shows no series, as
+/// before it was kept.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    route: Arc<str>,
+    metrics: Metrics,
+    latency: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    /// The route's label: its key, e.g. `ANY /ping`.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Counts an answered request.
+    pub fn answered(&self, status: u16, seconds: f64) {
+        let inner = &self.metrics.inner;
+        inner.requests.get_or_create(&RouteStatus { route: self.route.clone(), status }).inc();
+        let latency = self.latency.get_or_init(|| {
+            inner.latency.get_or_create(&RouteLabel { route: self.route.clone() }).clone()
+        });
+        latency.observe(seconds);
+    }
+}
+
+/// One function's per-invocation metrics (see [`Metrics::function`]).
+#[derive(Debug)]
+pub struct FunctionMetrics {
+    function: Arc<str>,
+    metrics: Metrics,
+    queued: Gauge,
+    busy: Gauge,
+    warm: OnceLock<Histogram>,
+    cold: OnceLock<Histogram>,
+}
+
+impl FunctionMetrics {
+    pub(crate) fn queue_add(&self, delta: i64) {
+        self.queued.inc_by(delta);
+    }
+
+    pub(crate) fn busy_add(&self, delta: i64) {
+        self.busy.inc_by(delta);
+    }
+
+    /// Counts an invocation that took `seconds`, a cold start if `cold`.
+    pub(crate) fn invocation(&self, seconds: f64, cold: bool) {
+        let (cell, start) = if cold { (&self.cold, "cold") } else { (&self.warm, "warm") };
+        let histogram = cell.get_or_init(|| {
+            let key = FunctionStart { function: self.function.clone(), start };
+            self.metrics.inner.invocations.get_or_create(&key).clone()
+        });
+        histogram.observe(seconds);
+        if cold {
+            self.metrics.cold_start(&self.function);
+        }
+    }
 }

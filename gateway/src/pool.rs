@@ -19,7 +19,7 @@
 //!   killed and replaced; only the request it held fails.
 
 use crate::environment::{EnvError, Environment, Invocation, Launcher, Output};
-use crate::metrics::Metrics;
+use crate::metrics::{FunctionMetrics, Metrics};
 use crate::reaper::Reaper;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +55,8 @@ pub struct Pool {
     launcher: Box<dyn Launcher>,
     reaper: Arc<Reaper>,
     metrics: Metrics,
+    /// This function's per-invocation metrics, looked up once.
+    counted: FunctionMetrics,
     /// Warm environments nobody holds. A std mutex: it is held for a push
     /// or a pop, never across an await.
     idle: Mutex<Vec<Box<dyn Environment>>>,
@@ -80,6 +82,7 @@ impl Pool {
         queue_depth: usize,
     ) -> Pool {
         Pool {
+            counted: metrics.function(launcher.function()),
             launcher,
             reaper,
             metrics,
@@ -161,9 +164,9 @@ impl Pool {
         wait_until: Instant,
     ) -> Result<Output, InvokeError> {
         let function = self.function();
-        self.metrics.queue_add(function, 1);
+        self.counted.queue_add(1);
         let slot = tokio::time::timeout_at(wait_until, self.slots.acquire()).await;
-        self.metrics.queue_add(function, -1);
+        self.counted.queue_add(-1);
         let _slot = match slot {
             Err(_) => return Err(InvokeError::Timeout),
             Ok(Err(_)) => return Err(InvokeError::ShuttingDown),
@@ -186,12 +189,12 @@ impl Pool {
             event,
             deadline: SystemTime::now() + timeout,
         };
-        self.metrics.busy_add(function, 1);
+        self.counted.busy_add(1);
         let result = tokio::time::timeout_at(deadline, env.invoke(invocation)).await;
-        self.metrics.busy_add(function, -1);
+        self.counted.busy_add(-1);
         match result {
             Ok(Ok(output)) => {
-                self.metrics.invocation(function, started.elapsed().as_secs_f64(), cold);
+                self.counted.invocation(started.elapsed().as_secs_f64(), cold);
                 if env.is_alive() {
                     self.release(env);
                 } else {

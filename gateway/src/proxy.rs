@@ -14,7 +14,7 @@ use crate::budget::{self, Budget, Held};
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
 use crate::intake::{self, Admitted};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::pool::{Admission, Pool};
 use crate::refusal::{Refusal, json};
 use crate::routes::{Match, Router};
@@ -35,17 +35,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
-/// An event's size besides its body: its head, request context, headers.
-const EVENT_HEAD_BYTES: usize = 8 * 1024;
 /// Bodies larger than this have their event's JSON measured before it is
 /// written (a second pass, worth it only where the bytes matter).
 const MEASURE_EVENTS_FROM: usize = 64 * 1024;
 
-/// The request id header, set by the request-id layer when the client sent
-/// none.
+/// The client's request id header, echoed back (the gateway's own id when
+/// the client sent none).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// API Gateway's name for the same id, on responses.
 pub const APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
+
+/// The client at the other end of a connection, known once for all its
+/// requests.
+#[derive(Debug)]
+pub struct Client {
+    pub addr: SocketAddr,
+    /// Its address as the event's `sourceIp` writes it.
+    pub ip: String,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client { addr, ip: addr.ip().to_string() }
+    }
+}
 
 /// What a gateway is made of (see `lib::run`, and `testing` for tests).
 #[derive(Debug)]
@@ -78,6 +91,9 @@ pub struct Gateway {
     buckets: Vec<TokenBucket>,
     authorizers: HashMap<Arc<str>, Authorizer>,
     metrics: Metrics,
+    /// Each route's metrics, in `router`'s order, then the requests no route
+    /// takes: `unmatched`, `/healthz`, `/readyz`.
+    counted: Vec<RouteMetrics>,
     /// Set on SIGTERM: `/readyz` fails so that traffic moves elsewhere.
     draining: AtomicBool,
     access_log: bool,
@@ -115,7 +131,11 @@ impl Gateway {
             }
             None => Vec::new(),
         };
+        let mut counted: Vec<RouteMetrics> =
+            parts.router.routes().iter().map(|r| parts.metrics.route(&r.key)).collect();
+        counted.extend(["unmatched", "/healthz", "/readyz"].map(|r| parts.metrics.route(r)));
         Gateway {
+            counted,
             router: parts.router,
             pools: parts.pools,
             buckets,
@@ -175,58 +195,60 @@ impl Gateway {
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        remote: SocketAddr,
+        client: &Client,
     ) -> Response<Full<Bytes>> {
         let start = Instant::now();
         // The gateway's own id, as API Gateway makes its own: it becomes the
         // Lambda request id, which the Runtime API puts in paths, so no
-        // client may choose it. The client's `x-request-id` (or the one the
-        // request-id layer made) is kept for the logs and echoed back.
+        // client may choose it. The client's `x-request-id` is kept for the
+        // logs and echoed back; without one, the gateway's id stands in.
         let request_id = crate::ids::request_id();
-        let client_id = request
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let client_id = request.headers().get(&REQUEST_ID).cloned();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let (route, function, answer): (&str, &str, _) = match path.as_str() {
+        let own = self.router.routes().len();
+        let (route, function, answer): (usize, &str, _) = match path.as_str() {
             _ if intake::head_size(&request) > intake::MAX_HEAD_VALUES_BYTES => {
                 let refusal = intake::refuse_request(Refusal::HeaderFieldsTooLarge, request);
-                ("unmatched", "", Err(refusal.await))
+                (own, "", Err(refusal.await))
             }
-            "/healthz" | "/readyz" => (own_route(&path), "", Ok(self.own_endpoint(&path))),
+            "/healthz" => (own + 1, "", Ok(self.own_endpoint(&path))),
+            "/readyz" => (own + 2, "", Ok(self.own_endpoint(&path))),
             _ => match self.router.find(&method, &path) {
-                None => {
-                    ("unmatched", "", Err(intake::refuse_request(Refusal::NotFound, request).await))
-                }
+                None => (own, "", Err(intake::refuse_request(Refusal::NotFound, request).await)),
                 Some(found)
                     if self.buckets.get(found.index).is_some_and(|b| !b.try_take(start)) =>
                 {
                     let refusal = intake::refuse_request(Refusal::Throttled, request).await;
-                    (&found.route.key, &found.route.function, Err(refusal))
+                    (found.index, &found.route.function, Err(refusal))
                 }
                 Some(found) => {
-                    let answer = self.proxy(&found, start, request, remote, &request_id).await;
-                    (&found.route.key, &found.route.function, answer)
+                    let answer = self.proxy(&found, start, request, client, &request_id).await;
+                    (found.index, &found.route.function, answer)
                 }
             },
         };
         let mut response = answer.unwrap_or_else(Refusal::response);
-        if let Ok(id) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(APIGW_REQUEST_ID, id);
-        }
+        // An id of hex digits and dashes is always a header value.
+        let ours = HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static(""));
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID, client_id.unwrap_or_else(|| ours.clone()));
+        headers.insert(APIGW_REQUEST_ID, ours);
         let elapsed = start.elapsed();
         let status = response.status().as_u16();
-        self.metrics.request(route, status, elapsed.as_secs_f64());
+        let counted = &self.counted[route];
+        counted.answered(status, elapsed.as_secs_f64());
         if self.access_log {
             tracing::info!(
                 request_id,
-                client_request_id = client_id,
+                client_request_id = response
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default(),
                 %method,
                 path,
-                route,
+                route = counted.route(),
                 function,
                 status,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -242,7 +264,7 @@ impl Gateway {
         found: &Match<'_>,
         start: Instant,
         request: Request<Incoming>,
-        remote: SocketAddr,
+        client: &Client,
         request_id: &str,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
         let function = &*found.route.function;
@@ -256,7 +278,7 @@ impl Gateway {
         }
         // The route's authorizer first, as on AWS: nothing of an unauthorized
         // request is read or held.
-        let authorizer = match self.authorize(found, &parts, remote, start).await {
+        let authorizer = match self.authorize(found, &parts, client, start).await {
             Ok(context) => context,
             Err(refusal) => return Err(intake::refuse(refusal, &parts, body).await),
         };
@@ -264,7 +286,7 @@ impl Gateway {
             intake::admit(&pool, &self.budget, &self.metrics, &parts, body, declared).await?;
         let meta = RequestMeta {
             request_id,
-            source_ip: remote.ip(),
+            source_ip: &client.ip,
             local_port: self.local_port,
             route_key: &found.route.key,
             path_parameters: &found.parameters,
@@ -297,7 +319,7 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Bytes, Refusal> {
         let text = event.body.as_ref().map_or(0, String::len);
-        let mut size = text + EVENT_HEAD_BYTES;
+        let mut size = event::estimated_json_len(event);
         if text > MEASURE_EVENTS_FROM {
             let mut counted = ByteCount(0);
             if serde_json::to_writer(&mut counted, event).is_err() {
@@ -324,7 +346,7 @@ impl Gateway {
         &self,
         found: &Match<'_>,
         parts: &Parts,
-        remote: SocketAddr,
+        client: &Client,
         start: Instant,
     ) -> Result<Option<Context>, Refusal> {
         let Some(name) = &found.route.authorizer else { return Ok(None) };
@@ -353,7 +375,7 @@ impl Gateway {
         let request_id = crate::ids::request_id();
         let meta = RequestMeta {
             request_id: &request_id,
-            source_ip: remote.ip(),
+            source_ip: &client.ip,
             local_port: self.local_port,
             route_key: &found.route.key,
             path_parameters: &found.parameters,
@@ -466,11 +488,6 @@ fn pool_refusal(error: &crate::pool::InvokeError, request_id: &str, function: &s
         tracing::warn!(request_id, function, error = %e, "environment failed");
     }
     intake::invoke_refusal(error)
-}
-
-/// The metrics label of one of the gateway's own endpoints.
-fn own_route(path: &str) -> &'static str {
-    if path == "/healthz" { "/healthz" } else { "/readyz" }
 }
 
 /// A deadline for a timeout too large to add to now: effectively none.

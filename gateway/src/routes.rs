@@ -36,7 +36,11 @@ pub struct Route {
     /// `None` for `ANY`.
     method: Option<Method>,
     segments: Vec<Segment>,
+    /// Its rank among the routes that match a request: smaller wins.
+    specificity: Specificity,
 }
+
+type Specificity = (bool, std::cmp::Reverse<usize>, Vec<u8>, bool);
 
 /// A route that matched a request, with its path variables.
 #[derive(Debug)]
@@ -61,15 +65,20 @@ impl Router {
         let routes = specs
             .iter()
             .filter(|spec| serves(&spec.function))
-            .map(|spec| Route {
-                key: format!("{} {}", spec.method, spec.path),
-                function: Arc::from(spec.function.as_str()),
-                integration_timeout: spec.integration_timeout,
-                authorizer: spec.authorizer.as_deref().map(Arc::from),
-                method: (spec.method != "ANY")
+            .map(|spec| {
+                let method = (spec.method != "ANY")
                     .then(|| Method::from_bytes(spec.method.as_bytes()).ok())
-                    .flatten(),
-                segments: segments(&spec.path),
+                    .flatten();
+                let segments = segments(&spec.path);
+                Route {
+                    key: format!("{} {}", spec.method, spec.path),
+                    function: Arc::from(spec.function.as_str()),
+                    integration_timeout: spec.integration_timeout,
+                    authorizer: spec.authorizer.as_deref().map(Arc::from),
+                    specificity: specificity(&segments, method.is_none()),
+                    method,
+                    segments,
+                }
             })
             .collect();
         Router { routes }
@@ -95,15 +104,14 @@ impl Router {
                 let parameters = matches(&route.segments, &request)?;
                 Some(Match { index, route, parameters })
             })
-            .min_by_key(|m| specificity(m.route))
+            .min_by(|a, b| a.route.specificity.cmp(&b.route.specificity))
     }
 }
 
 /// Orders routes from the most specific (smallest) to the least.
-fn specificity(route: &Route) -> (bool, std::cmp::Reverse<usize>, Vec<u8>, bool) {
-    let greedy = matches!(route.segments.last(), Some(Segment::Greedy(_)));
-    let kinds = route
-        .segments
+fn specificity(segments: &[Segment], any_method: bool) -> Specificity {
+    let greedy = matches!(segments.last(), Some(Segment::Greedy(_)));
+    let kinds = segments
         .iter()
         .map(|s| match s {
             Segment::Literal(_) => 0,
@@ -111,7 +119,7 @@ fn specificity(route: &Route) -> (bool, std::cmp::Reverse<usize>, Vec<u8>, bool)
             Segment::Greedy(_) => 2,
         })
         .collect();
-    (greedy, std::cmp::Reverse(route.segments.len()), kinds, route.method.is_none())
+    (greedy, std::cmp::Reverse(segments.len()), kinds, any_method)
 }
 
 fn segments(path: &str) -> Vec<Segment> {

@@ -73,8 +73,9 @@ pub struct Invocation {
     /// `Lambda-Runtime-Deadline-Ms`: when the function's time is up, in
     /// milliseconds since the Unix epoch.
     pub deadline_ms: u64,
-    /// `Lambda-Runtime-Invoked-Function-Arn`.
-    pub function_arn: Arc<str>,
+    /// `Lambda-Runtime-Invoked-Function-Arn`, made a header value once an
+    /// environment (empty: not sent).
+    pub function_arn: HeaderValue,
     /// `Lambda-Runtime-Trace-Id` (X-Ray's `Root=...;Parent=...;Sampled=0`),
     /// sent only when there is one.
     pub trace_id: Option<String>,
@@ -383,14 +384,16 @@ fn next_response(invocation: Invocation) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(invocation.event));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(DEADLINE_MS, HeaderValue::from(invocation.deadline_ms));
+    if !invocation.function_arn.is_empty() {
+        headers.insert(FUNCTION_ARN, invocation.function_arn);
+    }
     let mut put = |name: HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     };
     put(REQUEST_ID, &invocation.request_id);
-    put(DEADLINE_MS, &invocation.deadline_ms.to_string());
-    put(FUNCTION_ARN, &invocation.function_arn);
     if let Some(trace) = &invocation.trace_id {
         put(TRACE_ID, trace);
     }
@@ -582,7 +585,9 @@ mod protocol {
         Invocation {
             request_id: id.into(),
             deadline_ms: 1_796_006_599_123,
-            function_arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:f"),
+            function_arn: HeaderValue::from_static(
+                "arn:aws:lambda:us-east-1:012345678912:function:f",
+            ),
             trace_id: None,
             client_context: None,
             cognito_identity: None,

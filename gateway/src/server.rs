@@ -1,7 +1,7 @@
 //! Accepting connections (at most so many at once, backing off when accept
 //! fails), the admin port, and shutting down gracefully.
 
-use crate::proxy::{Gateway, REQUEST_ID};
+use crate::proxy::{Client, Gateway};
 use crate::refusal::Refusal;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -10,7 +10,6 @@ use hyper::server::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,9 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// How long a client may take to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,16 +74,20 @@ async fn accept_loop(
     }
 }
 
-/// `handler` with the layers every request goes through: a request id
-/// (kept if the client sent one), the same id on the response, and a 500
-/// for a handler that panics.
+/// `handler` as a hyper service that turns a panic into a 500: the panic
+/// is a bug, and the connection and the process survive it (the release
+/// profile unwinds, and a test keeps it so). The request id is the
+/// pipeline's own business (`Gateway::handle`).
+///
+/// Written here rather than as tower-http's `CatchPanicLayer`, which boxes
+/// every response body: on the path every request takes, that allocation
+/// and the request-id layers' UUID (a `getrandom` system call a request)
+/// were a measurable share of the gateway's CPU (docs/measurements.md).
 pub fn layered<H, F>(
     handler: H,
-) -> impl tower::Service<
+) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = Response<
-        impl hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
-    >,
+    Response = Response<Full<Bytes>>,
     Error = Infallible,
     Future: Send,
 > + Clone
@@ -97,14 +97,17 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(request).await) }
-        })
+    use futures_util::FutureExt as _;
+    let service = move |request| {
+        let handler = handler.clone();
+        // The handler is called inside the future, so a panic in the call
+        // itself is caught too.
+        let answer = std::panic::AssertUnwindSafe(async move { handler(request).await });
+        answer
+            .catch_unwind()
+            .map(|answer| Ok::<_, Infallible>(answer.unwrap_or_else(panic_response)))
+    };
+    hyper::service::service_fn(service)
 }
 
 /// Serves the admin port until `stop` resolves: `/metrics`, `/healthz` and
@@ -133,15 +136,12 @@ pub async fn run_admin(
     .await;
 }
 
-/// What a body's errors are boxed as.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Connections the admin port serves at once (a scraper and probes).
 const ADMIN_CONNECTIONS: usize = 16;
 
 /// What a request whose handler panicked gets (the panic is a bug; the
 /// connection and the process survive it).
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Full<Bytes>> {
+fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> {
     tracing::error!("request handler panicked");
     Refusal::Internal.response()
 }
@@ -190,12 +190,12 @@ pub async fn run(
     accept_loop(&listener, open, drain_started, |stream, remote, permit| {
         stream.set_nodelay(true).ok();
         let gateway = gateway.clone();
+        let client = Arc::new(Client::new(remote));
         let service = layered(move |request: Request<Incoming>| {
-            let gateway = gateway.clone();
-            async move { gateway.handle(request, remote).await }
+            let (gateway, client) = (gateway.clone(), client.clone());
+            async move { gateway.handle(request, &client).await }
         });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -244,10 +244,7 @@ mod tests {
                     }
                 }
             });
-            tokio::spawn(
-                http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)),
-            );
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         }
     }
 

@@ -130,9 +130,13 @@ async fn the_request_id_is_the_gateways_and_the_clients_comes_back() {
         assert_eq!(event["requestContext"]["requestId"], ours.as_str());
         assert_eq!(event["headers"]["x-request-id"], client_id);
     }
-    // Without one, the request-id layer makes one.
+    // Without one, the gateway's own id stands in, and the function sees
+    // no header the client did not send.
     let r = gw.get("/ping").await;
     assert!(r.header("x-request-id").is_some_and(|id| id.len() == 36));
+    assert_eq!(r.header("x-request-id"), r.header("apigw-requestid"));
+    let events = gw.record("ping").events();
+    assert!(events.last().expect("an event")["headers"].get("x-request-id").is_none());
     let ids: std::collections::HashSet<String> = gw
         .record("ping")
         .events()

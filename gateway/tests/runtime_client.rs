@@ -11,7 +11,6 @@ use bytes::Bytes;
 use gateway::runtime_api::{Invocation, MAX_PAYLOAD_BYTES, Phase, Reply, RuntimeApi};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
@@ -39,7 +38,9 @@ fn invocation(id: &str, event: Value) -> Invocation {
     Invocation {
         request_id: id.into(),
         deadline_ms: 1_796_006_599_123,
-        function_arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:client-test"),
+        function_arn: hyper::header::HeaderValue::from_static(
+            "arn:aws:lambda:us-east-1:012345678912:function:client-test",
+        ),
         trace_id: Some(
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into(),
         ),

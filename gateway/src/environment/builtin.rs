@@ -60,7 +60,9 @@ impl Launcher for Builtin {
 struct BuiltinEnv {
     id: u64,
     function: std::sync::Arc<str>,
-    arn: std::sync::Arc<str>,
+    /// `Lambda-Runtime-Invoked-Function-Arn`, empty if the ARN cannot be a
+    /// header value.
+    arn: hyper::header::HeaderValue,
     /// The bootstrap's pid, also its process group's id.
     pid: Pid,
     /// Turns `Some` when the bootstrap has exited.
@@ -117,7 +119,8 @@ impl BuiltinEnv {
         let env = BuiltinEnv {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             function: spec.function.clone(),
-            arn: spec.arn.clone(),
+            arn: hyper::header::HeaderValue::from_str(&spec.arn)
+                .unwrap_or(hyper::header::HeaderValue::from_static("")),
             pid,
             exit,
             api,
