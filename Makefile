@@ -5,7 +5,7 @@
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, validators, unit tests, end-to-end tests (lint validate unit e2e)
 #   make lint / validate / unit / e2e - one part of make test: fmt and clippy / deployment files / the crates' own and Python tests / real processes and cross-file checks
-#   make bench  - compute and HTTP benchmarks (numbers go in results/, then the README and docs/) [apt: wrk, nginx if missing]
+#   make bench  - compute, then the stack over HTTP beside nginx, the protocol's floor and the Python original (results/, README, docs/) [apt: wrk, nginx if missing]
 #   make loadtest - Locust against the local stack, ramping to 250 users, with charts
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
 #   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu) [apt: qemu-user, arm64 libc, cross gcc]
@@ -27,6 +27,9 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_OK   := $(CHECKOV_VENV)/.installed
 LOADTEST_VENV := .venv-loadtest
 LOADTEST_OK   := $(LOADTEST_VENV)/.installed
+# The Python original's equivalent, which make bench measures beside the stack.
+ORIGINAL_VENV := .venv-original
+ORIGINAL_OK   := $(ORIGINAL_VENV)/.installed
 # qemu-user and the arm64 C library (Debian multiarch), to run arm64
 # binaries here; the arm64 cross linker, to link arm64 test binaries.
 QEMU_OK    := .tools/qemu.stamp
@@ -79,7 +82,8 @@ help:
 # Each venv is made from its pins and remade when they change: the target is
 # <venv>/.installed, the first prerequisite its requirements file. Three, as
 # their pins conflict: the tools (aws-sam-cli, cargo-lambda, cfn-lint, ...),
-# checkov, and Locust with matplotlib.
+# checkov, Locust with matplotlib, and the Python original's FastAPI stack
+# (make bench's peer).
 define make-venv
 python3 -m venv $(@D)
 $(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
@@ -97,6 +101,10 @@ $(CHECKOV_OK): tools/requirements-checkov.txt
 	touch $@
 
 $(LOADTEST_OK): tools/requirements-loadtest.txt
+	$(make-venv)
+	touch $@
+
+$(ORIGINAL_OK): tools/requirements-original.txt
 	$(make-venv)
 	touch $@
 
@@ -168,7 +176,7 @@ sam-build: $(TOOLS_OK)
 	sam build
 
 # The crates' own tests (the gateway in-process included) and the Python tools'.
-unit: $(TOOLS_OK) $(LOADTEST_OK)
+unit: $(TOOLS_OK) $(LOADTEST_OK) $(ORIGINAL_OK)
 	mkdir -p target
 	@# The load test's own checks and the cost model's (its chart needs
 	@# matplotlib), with Locust's environment; then the SAM
@@ -177,6 +185,9 @@ unit: $(TOOLS_OK) $(LOADTEST_OK)
 	cd tools/tests && PYTHONPATH=$(CURDIR) $(CURDIR)/$(LOADTEST_VENV)/bin/python -m unittest -v \
 	  test_locustfile test_cost 2>&1 | tee $(CURDIR)/target/unittest.log
 	cd tools/tests && $(CURDIR)/$(VENV)/bin/python -m unittest -v test_template test_check_artifacts test_hpa 2>&1 \
+	  | tee -a $(CURDIR)/target/unittest.log
+	@# The Python original's equivalent that make bench measures, in its own venv.
+	cd tools/tests && $(CURDIR)/$(ORIGINAL_VENV)/bin/python -m unittest -v test_original 2>&1 \
 	  | tee -a $(CURDIR)/target/unittest.log
 	cargo test --workspace --exclude e2e --locked 2>&1 | tee target/test.log
 
@@ -198,10 +209,13 @@ test-summary:
 	    END {printf "shipped binaries (make test-shipped): %d passed, %d failed\n", p, f}' $(SHIPPED)/*.log; \
 	fi
 
-# Compute (divan), then the stack over HTTP in both emulator modes, beside
-# nginx: wrk on one CPU, the server on the other. Both land in
-# results/results.json, and the README's and docs' tables are rendered from it.
-bench: stage $(RIE_STAMP) $(LOADTEST_OK)
+# Compute (divan), then the stack over HTTP in both emulator modes beside its
+# peers, all in one run: nginx (the HTTP ceiling), the protocol's floor
+# (e2e/src/bin/floor.rs) and the Python original's equivalent
+# (tools/original); wrk on one CPU, the servers on the other, trials
+# interleaved. Both land in results/results.json, and the README's and docs'
+# tables are rendered from it.
+bench: stage $(RIE_STAMP) $(LOADTEST_OK) $(ORIGINAL_OK)
 	mkdir -p target/bench
 	cargo bench --locked -p shared --bench factor 2>&1 | tee target/bench/compute.txt
 	python3 tools/results.py record compute target/bench/compute.txt
@@ -211,7 +225,9 @@ bench: stage $(RIE_STAMP) $(LOADTEST_OK)
 	@# compared with; without it the bench says the baseline is missing.
 	@command -v nginx > /dev/null || { apt-get update -qq && apt-get install -y -qq nginx; } \
 	  || echo "nginx not installed: the bench reports its baseline as missing"
-	cargo run --release --locked -p e2e --bin stack-bench -- --seconds 10 --out target/bench/stack.json
+	cargo build --release --locked -p e2e --bins
+	target/release/stack-bench --seconds 10 --out target/bench/stack.json \
+	  --original $(ORIGINAL_VENV)/bin/uvicorn
 	python3 tools/results.py record stack target/bench/stack.json
 	python3 tools/results.py render
 	@# The cost chart (FaaS or containers, in money) from the same numbers;
@@ -308,4 +324,4 @@ build: $(TOOLS_OK)
 clean:
 	cargo clean
 	-tools/k8s/node.sh down $(NODE_DIR)
-	rm -rf $(VENV) $(CHECKOV_VENV) $(LOADTEST_VENV) .tools .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOADTEST_VENV) $(ORIGINAL_VENV) .tools .aws-sam
