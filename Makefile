@@ -5,7 +5,7 @@
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, validators, unit tests, end-to-end tests (lint validate unit e2e)
 #   make lint / validate / unit / e2e - one part of make test: fmt and clippy / deployment files / the crates' own and Python tests / real processes and cross-file checks
-#   make bench  - compute, then the stack over HTTP beside nginx, the protocol's floor and the Python original (results/, README, docs/) [apt: wrk, nginx if missing]
+#   make bench  - compute, then the stack over HTTP beside nginx, the protocol's floor and the Python original (results/, README, docs/) [apt: wrk, nginx, valgrind if missing]
 #   make loadtest - Locust against the local stack, ramping to 250 users, with charts
 #   make build  - release Lambda binaries for arm64 (target/lambda/<fn>/bootstrap)
 #   make test-shipped - the binaries as they ship (make build's, the image's two cross-builds) through the contract suite (arm64 under qemu) [apt: qemu-user, arm64 libc, cross gcc]
@@ -226,9 +226,15 @@ bench: stage $(RIE_STAMP) $(LOADTEST_OK) $(ORIGINAL_OK)
 	@command -v nginx > /dev/null || { apt-get update -qq && apt-get install -y -qq nginx; } \
 	  || echo "nginx not installed: the bench reports its baseline as missing"
 	cargo build --release --locked -p e2e --bins
-	target/release/stack-bench --seconds 10 --out target/bench/stack.json \
+	target/release/stack-bench --seconds 5 --trials 5 --out target/bench/stack.json \
 	  --original $(ORIGINAL_VENV)/bin/uvicorn
 	python3 tools/results.py record stack target/bench/stack.json
+	@# The instructions a request costs the gateway and the floor (callgrind):
+	@# the measure that does not drift with the machine.
+	@command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; } \
+	  || { echo "valgrind is needed: apt-get install valgrind"; exit 1; }
+	python3 tools/instructions.py $(IMAGE_DIR) target/release/floor target/bench/instructions.json
+	python3 tools/results.py record instructions target/bench/instructions.json
 	python3 tools/results.py render
 	@# The cost chart (FaaS or containers, in money) from the same numbers;
 	@# matplotlib is in the load test's venv.

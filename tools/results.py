@@ -6,6 +6,7 @@
     results.py record loadtest FILE   # tools/loadtest.py's summary.json
     results.py record node FILE       # tools/k8s/node-test.sh's numbers
     results.py record hpa FILE        # tools/k8s/hpa.py's settled counts
+    results.py record instructions FILE  # tools/instructions.py's callgrind counts
     results.py render [FILE.md]       # rewrite the generated tables (default: README.md and docs/*.md)
     results.py cost [PNG]             # chart cost per hour against request rate (matplotlib)
 
@@ -103,6 +104,8 @@ def record(kind: str, path: str) -> None:
         section = json.loads(text)  # tools/k8s/node-test.sh's numbers
     elif kind == "hpa":
         section = json.loads(text)  # tools/k8s/hpa.py's settled counts
+    elif kind == "instructions":
+        section = json.loads(text)  # tools/instructions.py's callgrind counts
     else:
         sys.exit(f"unknown kind {kind}")
     for key, value in provenance().items():
@@ -614,6 +617,18 @@ def render_node(n: dict) -> str:
     return "\n".join(rows) + f"\n\nThe whole test took {n['seconds']} s. " + stamp(n)
 
 
+def render_instructions(i: dict) -> str:
+    """User-space instructions a request (tools/instructions.py, in make bench)."""
+    g, f = i["servers"]["gateway"], i["servers"]["floor"]
+    rows = ["| Server | `GET /ping` | `POST /api/v1/hello` |", "|---|---:|---:|",
+            f"| the protocol's floor | {f['ping']:,} | {f['hello']:,} |",
+            f"| the gateway (`builtin`) | {g['ping']:,} | {g['hello']:,} |",
+            f"| the gateway over the floor | {g['ping'] / f['ping'] - 1:+.0%} | {g['hello'] / f['hello'] - 1:+.0%} |"]
+    return ("\n".join(rows) + f"\n\nInstructions executed in user space by the server's own process for one "
+            f"request, counted by callgrind over {i['requests']:,} requests on one connection after a warm-up "
+            f"(the functions run outside it). " + stamp(i))
+
+
 def render_headline(s: dict) -> str:
     b, r, nginx = s["builtin"], s.get("rie"), s.get("nginx_ping", {})
     m = cost_model(s)
@@ -642,7 +657,8 @@ def render_headline(s: dict) -> str:
 # (block, results.json section it is made from, renderer)
 BLOCKS = (("headline", "stack", render_headline), ("compute", "compute", render_compute),
           ("stack", "stack", render_stack), ("loadtest", "loadtest", render_loadtest),
-          ("cost", "stack", render_cost), ("node", "node", render_node), ("hpa", "hpa", render_hpa))
+          ("cost", "stack", render_cost), ("node", "node", render_node), ("hpa", "hpa", render_hpa),
+          ("instructions", "instructions", render_instructions))
 
 
 def documents() -> list[Path]:
