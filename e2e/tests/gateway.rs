@@ -699,6 +699,143 @@ fn large_bodies_cannot_exhaust_the_pods_memory() {
     assert_eq!(r.status, 200);
 }
 
+/// An attacker at the LoadBalancer with one ordinary machine, against a
+/// pod of 128 MiB with the defaults users run (1,024 connections): 2,000
+/// clients trickling request heads one byte every 2 s (reconnecting when
+/// cut) and 60 declaring 6 MB bodies sent at 1 KB/s, all at once for 30 s.
+/// A fresh client's `GET /ping`, every quarter second on a new connection,
+/// is answered 200 within 1 s every time; nothing is OOM-killed; the
+/// gateway's peak memory is reported. The attackers come from 127.0.0.2
+/// and 127.0.0.3, the fresh client from 127.0.0.1, as different machines
+/// would (all of them loopback addresses).
+#[test]
+fn slow_clients_cannot_shut_fresh_ones_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _serial = one_at_a_time();
+    const LIMIT: u64 = 128 << 20;
+    const SLOW_HEADS: usize = 2_000;
+    const SLOW_BODIES: usize = 60;
+    const SECONDS: u64 = 30;
+    let stack = Stack::start(Options {
+        name: "slow-clients",
+        memory_limit: Some(LIMIT),
+        prewarm: true,
+        queue: 1024,
+        ..Options::default()
+    });
+    let gateway = stack.server.child.id();
+    let port: u16 = stack.base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (answers, peak_kb, cut) = runtime.block_on(async move {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let running = |stop: &std::sync::Arc<std::sync::atomic::AtomicBool>| {
+            !stop.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let connect_from = move |last: u8| async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))?;
+            socket.connect(target).await
+        };
+        let mut attackers = Vec::new();
+        for i in 0..SLOW_HEADS + SLOW_BODIES {
+            let (stop, cut) = (stop.clone(), cut.clone());
+            attackers.push(tokio::spawn(async move {
+                let body = i >= SLOW_HEADS;
+                // Spread the first connections over a second.
+                tokio::time::sleep(Duration::from_micros((i as u64 * 500) % 1_000_000)).await;
+                while running(&stop) {
+                    let Ok(mut stream) = connect_from(if body { 3 } else { 2 }).await else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let (head, every, chunk): (&[u8], _, usize) = if body {
+                        (b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 6000000\r\n\r\n{\"n\": 12, \"pad\": \"", Duration::from_secs(1), 1024)
+                    } else {
+                        (b"GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: ", Duration::from_secs(2), 1)
+                    };
+                    let mut alive = stream.write_all(head).await.is_ok();
+                    while alive && running(&stop) {
+                        tokio::time::sleep(every).await;
+                        alive = stream.write_all(&vec![b'a'; chunk]).await.is_ok();
+                    }
+                    cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+        // Memory, sampled while it lasts.
+        let sampler = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut peak = 0;
+                while running(&stop) {
+                    peak = peak.max(rss_kb(gateway));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                peak
+            })
+        };
+        // Let the flood build up, then the fresh client, every 250 ms.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut answers = Vec::new();
+        let until = Instant::now() + Duration::from_secs(SECONDS);
+        while Instant::now() < until {
+            let started = Instant::now();
+            let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut stream = connect_from(1).await?;
+                stream.write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply).await?;
+                Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
+            })
+            .await;
+            let status = match answer {
+                Ok(Ok(reply)) => reply.get(9..12).unwrap_or("???").to_owned(),
+                Ok(Err(e)) => format!("error: {e}"),
+                Err(_) => "no answer in 5 s".to_owned(),
+            };
+            answers.push((status, started.elapsed()));
+            tokio::time::sleep(Duration::from_millis(250).saturating_sub(started.elapsed())).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for attacker in attackers {
+            attacker.abort();
+        }
+        let peak = sampler.await.expect("sampler");
+        (answers, peak, cut.load(std::sync::atomic::Ordering::Relaxed))
+    });
+    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap_or_default();
+    let failed: Vec<_> =
+        answers.iter().filter(|(s, took)| s != "200" || *took > Duration::from_secs(1)).collect();
+    let metrics = stack.metrics();
+    let evicted = metric(&metrics, "kf_gateway_connections_evicted_total");
+    let cgroup_peak = std::fs::read_to_string(
+        stack.cgroup.as_ref().expect("a cgroup").dir.join("memory.max_usage_in_bytes"),
+    )
+    .ok()
+    .and_then(|s| s.trim().parse::<u64>().ok())
+    .unwrap_or(0);
+    eprintln!(
+        "{SLOW_HEADS} slow heads and {SLOW_BODIES} slow bodies for {SECONDS} s: {} fresh /ping, slowest {slowest:?}, \
+         {} not 200 within 1 s; {evicted} connections evicted, {cut} attacker connections cut; \
+         gateway peak RSS {peak_kb} kB, the pod's peak {} kB of {} kB",
+        answers.len(),
+        failed.len(),
+        cgroup_peak / 1024,
+        LIMIT / 1024
+    );
+    assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
+    assert!(failed.is_empty(), "fresh clients shut out: {failed:?}");
+    assert!(evicted > 0.0, "the flood never reached the cap: the test tests nothing");
+    assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
+    assert!(peak_kb > 0 && peak_kb * 1024 < LIMIT, "peak {peak_kb} kB");
+}
+
 /// The value of an unlabelled metric.
 fn metric(metrics: &str, name: &str) -> f64 {
     metrics

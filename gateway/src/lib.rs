@@ -12,6 +12,8 @@
 //! function, is a [`refusal::Refusal`], with one response each.
 //!
 //! * [`config`]: flags and environment variables.
+//! * [`connections`]: the connections a port holds, and which gives way
+//!   to a new one at the cap (the slow-client defence).
 //! * [`template`]: the SAM template read into plain data: functions,
 //!   routes, timeouts, variables, limits.
 //! * [`routes`]: method and path to function, as API Gateway chooses.
@@ -30,6 +32,7 @@ pub mod authorize;
 pub mod budget;
 pub mod cgroup;
 pub mod config;
+pub mod connections;
 pub mod environment;
 pub mod event;
 pub mod ids;

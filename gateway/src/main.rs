@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         return probe(args.get(2).map_or("http://127.0.0.1:8080/healthz", String::as_str));
     }
     keep_big_buffers_out_of_the_heap();
+    raise_open_files_limit();
     let config = Config::parse();
     init_tracing(config.log_format);
     // The template first: a key it cannot honour stops the start, naming it.
@@ -81,6 +82,22 @@ fn keep_big_buffers_out_of_the_heap() {
     // mallopt only sets an allocator parameter.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Lets the process open as many files as its hard limit allows: every
+/// connection is a descriptor, and the default soft limit (often 1,024)
+/// would make accept fail below the connection cap, the functions' pipes
+/// and sockets included. Go's runtime does the same at start.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on a struct of our own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }
 

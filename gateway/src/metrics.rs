@@ -73,6 +73,7 @@ struct Inner {
     budget_bytes: Gauge,
     budget_held: Gauge,
     over_budget: Counter,
+    evicted: Counter,
     authorizations: Family<Authorization, Counter>,
 }
 
@@ -155,6 +156,12 @@ impl Metrics {
             "Requests turned away with a 503 because the memory budget was full",
             over_budget.clone(),
         );
+        let evicted = Counter::default();
+        registry.register(
+            "connections_evicted",
+            "Connections waiting for a request head that were closed to make room for a new one at the connection cap",
+            evicted.clone(),
+        );
         let authorizations = Family::<Authorization, Counter>::default();
         registry.register(
             "authorizations",
@@ -167,6 +174,7 @@ impl Metrics {
                 budget_bytes,
                 budget_held,
                 over_budget,
+                evicted,
                 invocations,
                 max_memory,
                 registry,
@@ -227,6 +235,10 @@ impl Metrics {
     ) {
         let key = Authorization { authorizer: authorizer.to_owned(), result, source };
         self.inner.authorizations.get_or_create(&key).inc();
+    }
+
+    pub(crate) fn connection_evicted(&self) {
+        self.inner.evicted.inc();
     }
 
     pub(crate) fn over_budget(&self) {

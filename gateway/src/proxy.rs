@@ -159,6 +159,11 @@ impl Gateway {
         !self.draining.load(Ordering::Relaxed) && self.pools.values().all(|p| p.can_serve())
     }
 
+    /// The metrics, for the edge's own counts.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The pools, the authorizers' included, for start-up and shutdown.
     pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
         self.pools.values()

@@ -1,6 +1,9 @@
-//! Accepting connections (at most so many at once, backing off when accept
-//! fails), the admin port, and shutting down gracefully.
+//! Accepting connections (at most so many at once, the slowest to send a
+//! request giving way at the cap, backing off when accept fails), the admin
+//! port, and shutting down gracefully.
 
+use crate::connections::{Admitted, Connections, Place};
+use crate::metrics::Metrics;
 use crate::proxy::{Client, Gateway};
 use crate::refusal::Refusal;
 use bytes::Bytes;
@@ -16,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a client may take to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,40 +29,39 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// at most 16 MiB of head buffers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// A place for one more connection, then the connection.
-async fn accept(
-    listener: &TcpListener,
-    open: &Arc<Semaphore>,
-) -> std::io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    // The semaphore is never closed, so acquiring only waits.
-    let permit = open.clone().acquire_owned().await.map_err(std::io::Error::other)?;
-    let (stream, remote) = listener.accept().await?;
-    Ok((stream, remote, permit))
-}
-
-/// The accept loop both ports share: at most `open`'s permits of
-/// connections at once (more wait in the kernel's backlog), each handed to
-/// `serve` with its permit, until `stop` resolves. A failing accept (out of
-/// file descriptors, say) is waited out, longer each time in a row (from
+/// The accept loop both ports share: each connection accepted is given a
+/// place among `connections` (at the cap, a connection waiting for a
+/// request head gives way; see [`crate::connections`]) and handed to
+/// `serve` with it, until `stop` resolves. A failing accept (out of file
+/// descriptors, say) is waited out, longer each time in a row (from
 /// [`ACCEPT_BACKOFF`], doubling, to [`MAX_ACCEPT_BACKOFF`]), and serving
 /// goes on, as tokio's mini-redis does.
 async fn accept_loop(
     listener: &TcpListener,
-    open: Arc<Semaphore>,
+    connections: Arc<Connections>,
+    metrics: &Metrics,
     stop: impl Future<Output = ()>,
-    mut serve: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+    mut serve: impl FnMut(TcpStream, SocketAddr, Place),
 ) {
     tokio::pin!(stop);
     let mut backoff = ACCEPT_BACKOFF;
     loop {
         let accepted = tokio::select! {
-            accepted = accept(listener, &open) => accepted,
+            accepted = listener.accept() => accepted,
             () = &mut stop => return,
         };
         match accepted {
-            Ok((stream, remote, permit)) => {
+            Ok((stream, remote)) => {
                 backoff = ACCEPT_BACKOFF;
-                serve(stream, remote, permit);
+                let (place, how) = tokio::select! {
+                    admitted = connections.admit(remote.ip()) => admitted,
+                    () = &mut stop => return,
+                };
+                if let Admitted::Evicted { ip, waited_ms } = how {
+                    metrics.connection_evicted();
+                    tracing::debug!(%ip, waited_ms, "closed a connection waiting for a head, to make room");
+                }
+                serve(stream, remote, place);
             }
             Err(e) => {
                 tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
@@ -120,8 +121,9 @@ pub async fn run_admin(
 ) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
-    let open = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
-    accept_loop(&listener, open, stop, |stream, _, permit| {
+    let connections = Connections::new(ADMIN_CONNECTIONS);
+    let metrics = gateway.metrics().clone();
+    accept_loop(&listener, connections, &metrics, stop, |stream, _, mut place| {
         let gateway = gateway.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let response = gateway.own_endpoint(request.uri().path());
@@ -129,8 +131,10 @@ pub async fn run_admin(
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
+            tokio::select! {
+                _ = connection => {}
+                _ = &mut place.closed => {}
+            }
         });
     })
     .await;
@@ -165,8 +169,10 @@ pub struct Shutdown {
 /// fails, new connections are refused after `timing.delay`, in-flight
 /// requests finish (for at most `timing.grace`). The caller stops the
 /// environments after it.
-/// At most `max_connections` are open at once: past that, new ones wait in
-/// the kernel's backlog, each costing the process nothing.
+/// At most `max_connections` are open at once: past that, a new one takes
+/// the place of the connection that has waited longest for a request head
+/// ([`crate::connections`]), or waits in the kernel's backlog while every
+/// connection is serving a request.
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -186,22 +192,34 @@ pub async fn run(
         tracing::info!(delay_ms = timing.delay.as_millis() as u64, "shutting down: readiness off");
         tokio::time::sleep(timing.delay).await;
     };
-    let open = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
-    accept_loop(&listener, open, drain_started, |stream, remote, permit| {
+    let connections = Connections::new(max_connections);
+    let metrics = gateway.metrics().clone();
+    accept_loop(&listener, connections, &metrics, drain_started, |stream, remote, mut place| {
         stream.set_nodelay(true).ok();
         let gateway = gateway.clone();
         let client = Arc::new(Client::new(remote));
+        let state = place.state.clone();
         let service = layered(move |request: Request<Incoming>| {
-            let (gateway, client) = (gateway.clone(), client.clone());
-            async move { gateway.handle(request, &client).await }
+            let (gateway, client, state) = (gateway.clone(), client.clone(), state.clone());
+            // Busy from the head's arrival until the answer: a connection
+            // in a request is never the one to give way.
+            state.serving();
+            async move {
+                let response = gateway.handle(request, &client).await;
+                state.waiting();
+                response
+            }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                },
+                // Chosen to make room: it was waiting for a head.
+                _ = &mut place.closed => {}
             }
-            drop(permit);
         });
     })
     .await;

@@ -1,0 +1,297 @@
+//! The connections a port holds, and who gives way when they are too many.
+//!
+//! Behind an L4 LoadBalancer nothing stands between a client and the
+//! gateway, so the gateway itself must keep a flood of slow clients from
+//! shutting fresh ones out. A connection costs the process memory (hyper's
+//! buffers, a task) whether or not it ever sends a request, so the count is
+//! capped. What happens at the cap is the defence: a slowloris client
+//! trickles its request head for as long as the head timeout allows, and if
+//! new connections simply waited for a place, a few thousand such clients
+//! would hold every place and a fresh client would wait seconds in the
+//! kernel's backlog.
+//!
+//! So, as Envoy's overload manager does when a resource runs short, the
+//! connections that are doing nothing useful go first: when a connection
+//! arrives at the cap, the one that has waited longest for a request head
+//! (trickling one, or idle between keep-alive requests) is closed to make
+//! room, choosing among the connections of the client address that holds the
+//! most of them, so that one machine's flood is paid for by that machine's
+//! own connections. A connection in the middle of a request is never chosen:
+//! its body has a deadline and its bytes a budget of their own
+//! ([`crate::intake`]). Only when every connection is serving a request does
+//! a new one wait, as before, in the kernel's backlog.
+//!
+//! Clients behind one NAT share an address, and so share the blame in a
+//! flood from behind it. Behind a Kubernetes LoadBalancer the gateway sees
+//! client addresses only with `externalTrafficPolicy: Local` (the manifests
+//! set it); with `Cluster`, every connection comes from a node's address and
+//! the choice falls back to the oldest waiting connection of all.
+//!
+//! Memory: the registry keeps, per open connection, one entry (an address,
+//! two words of state, a sender; under 100 bytes), so at the cap of `cap`
+//! connections it holds `cap` entries; each connection's own buffers are
+//! bounded by the HTTP server's settings ([`crate::server`]).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// The open connections of one port, at most `cap` of them.
+#[derive(Debug)]
+pub struct Connections {
+    cap: usize,
+    /// When the registry was made: the origin of the states' clocks.
+    epoch: Instant,
+    inner: Mutex<Inner>,
+    /// Told whenever a connection ends.
+    freed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    open: HashMap<u64, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    ip: IpAddr,
+    state: Arc<State>,
+    /// Closes the connection when sent (or dropped).
+    close: Option<oneshot::Sender<()>>,
+}
+
+/// What a connection is doing: serving a request, or waiting for one's
+/// head since some time. Written by the connection on each request,
+/// without a lock.
+#[derive(Debug)]
+pub struct State {
+    /// Microseconds since the registry's epoch at which the connection
+    /// began waiting for a request head, plus one; `0` while it serves one.
+    waiting_since: AtomicU64,
+    epoch: Instant,
+}
+
+impl State {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64 + 1
+    }
+
+    /// A request's head has arrived: the connection is busy.
+    pub fn serving(&self) {
+        self.waiting_since.store(0, Ordering::Relaxed);
+    }
+
+    /// The request is answered: the connection waits for the next head.
+    pub fn waiting(&self) {
+        self.waiting_since.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// Since when it has waited for a head (microseconds after the epoch),
+    /// if it does.
+    fn waiting_since(&self) -> Option<u64> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}
+
+/// A connection's place: it gives the place back when dropped.
+#[derive(Debug)]
+pub struct Place {
+    id: u64,
+    connections: Arc<Connections>,
+    /// The connection's state, for its requests to update.
+    pub state: Arc<State>,
+    /// Resolves when the connection is chosen to give way.
+    pub closed: oneshot::Receiver<()>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.connections.lock().open.remove(&self.id);
+        self.connections.freed.notify_one();
+    }
+}
+
+/// Why a place was made, for the caller's logs and metrics.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// There was room.
+    Room,
+    /// A connection waiting for a head was closed to make room.
+    Evicted { ip: IpAddr, waited_ms: u64 },
+}
+
+impl Connections {
+    /// A registry of at most `cap` connections (at least one).
+    pub fn new(cap: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            cap: cap.max(1),
+            epoch: Instant::now(),
+            inner: Mutex::new(Inner::default()),
+            freed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.lock().open.len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until a connection from `ip` may be served: at once below the
+    /// cap; at the cap, once a waiting connection has been told to close
+    /// (see the module's doc), or, if every connection is serving a
+    /// request, once one ends.
+    pub async fn admit(self: &Arc<Self>, ip: IpAddr) -> (Place, Admitted) {
+        let mut how = Admitted::Room;
+        loop {
+            // Registered before looking, so that an end in between is seen.
+            let freed = self.freed.notified();
+            {
+                let mut inner = self.lock();
+                if inner.open.len() >= self.cap
+                    && let Some(evicted) = self.evict(&mut inner)
+                {
+                    how = evicted;
+                }
+                // The evicted connection leaves the registry at once (its
+                // task ends on its own), so there is room now if there was
+                // a connection to evict.
+                if inner.open.len() < self.cap {
+                    let id = inner.next_id;
+                    inner.next_id += 1;
+                    let state =
+                        Arc::new(State { waiting_since: AtomicU64::new(0), epoch: self.epoch });
+                    state.waiting();
+                    let (close, closed) = oneshot::channel();
+                    inner.open.insert(id, Entry { ip, state: state.clone(), close: Some(close) });
+                    let place = Place { id, connections: self.clone(), state, closed };
+                    return (place, how);
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Closes the connection that has waited longest for a head, among
+    /// those of the address with the most connections waiting; `None` if
+    /// no connection waits.
+    fn evict(&self, inner: &mut Inner) -> Option<Admitted> {
+        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        for entry in inner.open.values() {
+            if entry.state.waiting_since().is_some() {
+                *per_ip.entry(entry.ip).or_default() += 1;
+            }
+        }
+        let (&ip, _) = per_ip.iter().max_by_key(|(_, n)| **n)?;
+        let (&id, since) = inner
+            .open
+            .iter()
+            .filter(|(_, e)| e.ip == ip)
+            .filter_map(|(id, e)| Some((id, e.state.waiting_since()?)))
+            .min_by_key(|(_, since)| *since)?;
+        let mut entry = inner.open.remove(&id)?;
+        if let Some(close) = entry.close.take() {
+            let _ = close.send(());
+        }
+        let waited_ms = entry.state.now().saturating_sub(since) / 1000;
+        Some(Admitted::Evicted { ip, waited_ms })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn below_the_cap_every_connection_gets_a_place() {
+        let connections = Connections::new(3);
+        let mut places = Vec::new();
+        for _ in 0..3 {
+            let (place, how) = connections.admit(ip(1)).await;
+            assert_eq!(how, Admitted::Room);
+            places.push(place);
+        }
+        assert_eq!(connections.len(), 3);
+        drop(places);
+        assert!(connections.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_longest_waiting_connection_of_the_biggest_holder_gives_way() {
+        let connections = Connections::new(4);
+        // A client's connection, then an attacker's three trickling heads.
+        let (mut client, _) = connections.admit(ip(1)).await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let (mut first, _) = connections.admit(ip(2)).await;
+        let (mut second, _) = connections.admit(ip(2)).await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let (mut third, _) = connections.admit(ip(2)).await;
+        tokio::time::advance(Duration::from_millis(300)).await;
+        // The client's connection has waited longest of all (500 ms), but
+        // its address holds one connection, the attacker's three: the
+        // attacker's oldest gives way.
+        let (_fresh, how) = connections.admit(ip(3)).await;
+        assert!(
+            matches!(how, Admitted::Evicted { ip, waited_ms: 400 } if ip == self::ip(2)),
+            "{how:?}"
+        );
+        let told = [first.closed.try_recv().is_ok(), second.closed.try_recv().is_ok()];
+        assert_eq!(told.iter().filter(|t| **t).count(), 1, "one of the attacker's two oldest");
+        assert!(third.closed.try_recv().is_err(), "the attacker's newest stays");
+        assert!(client.closed.try_recv().is_err(), "the client is left alone");
+        assert_eq!(connections.len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_serving_a_request_is_never_evicted_and_a_newcomer_waits_for_one_to_end() {
+        let connections = Connections::new(2);
+        let (a, _) = connections.admit(ip(1)).await;
+        let (b, _) = connections.admit(ip(1)).await;
+        a.state.serving();
+        b.state.serving();
+        let waiting = tokio::spawn({
+            let connections = connections.clone();
+            async move { connections.admit(ip(2)).await.1 }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished(), "no place while both serve");
+        // One finishes its request and waits for the next: it gives way.
+        b.state.waiting();
+        drop(a);
+        assert_eq!(waiting.await.expect("admitted"), Admitted::Room);
+        drop(b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_back_to_waiting_after_a_request_can_be_evicted() {
+        let connections = Connections::new(1);
+        let (mut a, _) = connections.admit(ip(1)).await;
+        a.state.serving();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        a.state.waiting();
+        tokio::time::advance(Duration::from_millis(20)).await;
+        let (_b, how) = connections.admit(ip(2)).await;
+        assert_eq!(how, Admitted::Evicted { ip: ip(1), waited_ms: 20 });
+        assert!(a.closed.try_recv().is_ok());
+    }
+}
