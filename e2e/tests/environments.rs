@@ -63,6 +63,7 @@ fn events() -> Vec<(String, Bytes)> {
 
 async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
     let invocation = Invocation {
+        account: gateway::budget::Account::unlimited(),
         request_id: "conformance-1".into(),
         event: event.clone(),
         deadline: SystemTime::now() + Duration::from_secs(30),

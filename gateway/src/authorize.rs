@@ -14,6 +14,7 @@
 //! attacker sending a fresh 10 KB header each time evicts old entries, it
 //! does not grow the pod.
 
+use crate::budget::Account;
 use crate::environment::Output;
 use crate::pool::{InvokeError, Pool};
 use crate::template::AuthorizerSpec;
@@ -55,6 +56,8 @@ pub enum Outcome {
     Failed(String),
     /// Its pool could not take the request (503, as for any function).
     Unavailable(InvokeError),
+    /// Its answer did not fit in the memory budget now (503).
+    OverBudget,
 }
 
 /// One authorizer of the API, with its environments and its cache.
@@ -105,7 +108,14 @@ impl Authorizer {
 
     /// Runs the authorizer function on `event` (its JSON) and reads its
     /// simple response.
-    pub async fn ask(&self, request_id: &str, event: Bytes, wait_until: Instant) -> Outcome {
+    /// The answer is charged to `account` as it is read.
+    pub async fn ask(
+        &self,
+        request_id: &str,
+        event: Bytes,
+        account: Account,
+        wait_until: Instant,
+    ) -> Outcome {
         let admitted = match self.pool.admit() {
             Ok(admitted) => admitted,
             Err(e) => return Outcome::Unavailable(e),
@@ -115,7 +125,9 @@ impl Authorizer {
         // A task of its own, as for any invocation: a client that goes away
         // does not cut it short.
         let invocation =
-            tokio::spawn(async move { pool.invoke(admitted, &id, event, wait_until).await });
+            tokio::spawn(
+                async move { pool.invoke(admitted, &id, event, account, wait_until).await },
+            );
         match invocation.await {
             Ok(Ok(Output::Response(bytes))) => match decision(&bytes) {
                 Some(Decision::Allowed(context)) => Outcome::Allowed(context),
@@ -126,6 +138,7 @@ impl Authorizer {
                 )),
             },
             Ok(Ok(Output::Error { error_type, .. })) => Outcome::Failed(error_type),
+            Ok(Ok(Output::OverBudget)) => Outcome::OverBudget,
             Ok(Err(e)) => Outcome::Unavailable(e),
             Err(e) => Outcome::Failed(e.to_string()),
         }

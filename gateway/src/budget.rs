@@ -3,35 +3,55 @@
 //! A pod has a memory limit, and the kernel kills the whole pod (PID 1
 //! and every request in flight) when it is passed. Counting requests is not
 //! enough: each 6 MB body is held several times over (as read, in the
-//! event's JSON, in serde's working copy), so a few dozen of them pass a
-//! 128 MiB limit (the abuse test, run without the budget, OOM-kills it).
-//! So each request holds a share of a byte budget for as long as its body
-//! and event live: taken before the body is read where `Content-Length`
-//! says how much is coming, and grown while it is read where it does not.
-//! A request that does not fit is turned away with a 503, as for a full
-//! queue, before it costs anything.
+//! event's JSON, in serde's working copy), and so is each 6 MB answer of a
+//! function (as read from the Runtime API, parsed, as the response's body),
+//! so a few dozen of them pass a 128 MiB limit (the abuse test, run without
+//! the budget, OOM-kills it). So every byte that a request makes the
+//! gateway hold in proportion to what a client or a function sends is
+//! charged to one byte budget, as it arrives, to the request's [`Account`]:
 //!
-//! What a request costs is [`cost`]: its body held as read, the event's JSON
-//! text that carries it (base64 makes it 4/3 as large), and the working copy
-//! that serde makes of the body on the way, plus a fixed share for its head
-//! and the event's other fields.
+//! * its body, as the buffer that holds it grows (so a client that declares
+//!   6 MB and trickles holds what it has sent, not what it declared; a body
+//!   whose declared size the whole budget could never hold is refused at
+//!   once with a 413);
+//! * the event's JSON, measured before it is written when the body is large;
+//! * the function's answer, as the Runtime API (or the RIE's client) reads
+//!   it, for itself and the copies made converting it into a response; the
+//!   authorizer's answer likewise, to an account of its own.
+//!
+//! A request whose next bytes do not fit is turned away with a 503, as for
+//! a full queue, and what it held is given back. What a request holds
+//! whatever its size (its head, the event's other fields, its task and
+//! buffers: [`REQUEST_OVERHEAD`] at most) is not charged: a connection
+//! serves one request at a time, so the connection cap bounds it, and a
+//! request without a body never waits on, or is refused by, the budget.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// What every request holds besides its body: its head, the event's other
-/// fields, buffers.
+/// What a request holds besides the bytes charged to its account, at most:
+/// its head, the event's other fields, buffers. Bounded by the connection
+/// cap, not charged.
 pub const REQUEST_OVERHEAD: usize = 16 * 1024;
 
-/// The bytes a request with a body of `body` bytes may hold at its peak.
+/// The bytes a body of `body` bytes may make the gateway hold at its peak:
+/// as read, in the event's JSON (base64 makes it 4/3 as large), and the
+/// working copy serde makes on the way.
 pub fn cost(body: usize) -> usize {
-    REQUEST_OVERHEAD.saturating_add(body.saturating_mul(4))
+    body.saturating_mul(4)
+}
+
+/// The bytes a function's answer of `payload` bytes may make the gateway
+/// hold: as read, parsed, and as the response's body.
+pub fn answer_cost(payload: usize) -> usize {
+    payload.saturating_mul(3)
 }
 
 /// The budget a process with `limit` bytes of memory gives its requests: a
 /// third of it, with at least 8 MiB. The rest is for the gateway itself,
-/// its connections' buffers, the functions' answers on their way out, and
-/// the allocator's slack. Without a limit: 256 MiB.
+/// its connections (each with its buffers and one request's overhead), the
+/// answers on their way out, and the allocator's slack. Without a limit:
+/// 256 MiB.
 pub fn default_for(limit: Option<u64>) -> usize {
     match limit {
         Some(limit) => usize::try_from(limit / 3).unwrap_or(usize::MAX).max(8 << 20),
@@ -46,10 +66,19 @@ pub struct Budget {
     total: usize,
 }
 
-/// A request's share of the budget, given back when dropped.
+/// The bytes one request (or one authorizer call) holds of the budget,
+/// given back when the last clone is dropped. Clones share it: the request
+/// keeps one while its answer is converted, the environment one while it
+/// reads the answer.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    charged: Option<Arc<Charged>>,
+}
+
 #[derive(Debug)]
-pub struct Held {
-    permit: Option<OwnedSemaphorePermit>,
+struct Charged {
+    bytes: Arc<Semaphore>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Budget {
@@ -69,36 +98,110 @@ impl Budget {
         self.bytes.available_permits()
     }
 
-    /// `bytes` of the budget, if that many are free now.
-    pub fn try_hold(&self, bytes: usize) -> Option<Held> {
-        let mut held = Held { permit: None };
-        self.try_grow(&mut held, bytes).then_some(held)
+    /// A new account, holding nothing yet.
+    pub fn account(&self) -> Account {
+        let charged = Charged { bytes: self.bytes.clone(), permit: Mutex::new(None) };
+        Account { charged: Some(Arc::new(charged)) }
+    }
+}
+
+impl Account {
+    /// An account of no budget, which every charge fits (for what is not
+    /// a request's: prewarms, tests).
+    pub fn unlimited() -> Account {
+        Account::default()
     }
 
-    /// Adds `bytes` to what `held` holds, if that many are free now.
-    pub fn try_grow(&self, held: &mut Held, bytes: usize) -> bool {
+    /// Adds `bytes` to what the account holds, if that many are free now.
+    pub fn try_grow(&self, bytes: usize) -> bool {
+        let Some(charged) = &self.charged else { return true };
         if bytes == 0 {
             return true;
         }
         let Ok(bytes) = u32::try_from(bytes) else { return false };
-        match self.bytes.clone().try_acquire_many_owned(bytes) {
+        match charged.bytes.clone().try_acquire_many_owned(bytes) {
             Ok(more) => {
-                match &mut held.permit {
+                let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
+                match &mut *permit {
                     Some(permit) => permit.merge(more),
-                    None => held.permit = Some(more),
+                    None => *permit = Some(more),
                 }
                 true
             }
             Err(_) => false,
         }
     }
-}
 
-impl Held {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+        let Some(charged) = &self.charged else { return 0 };
+        let permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
+        permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
     }
+}
+
+/// Why a body was not read whole.
+#[derive(Debug)]
+pub enum ReadError<B> {
+    /// Past the limit; the rest of the body, to drain or drop.
+    TooLarge(B),
+    /// Past the budget; the rest of the body, likewise.
+    OverBudget(B),
+    /// The connection broke or the framing was wrong.
+    Broken,
+}
+
+/// Reads `body` whole (at most `limit` bytes), charging `account` `cost(n)`
+/// for each `n` bytes of the buffer that holds it as the buffer grows: by
+/// doubling, never past the `declared` size, so that a body that only
+/// trickles holds, and costs, no more than about twice what it has sent.
+/// The one way the gateway reads what a client or a function sends.
+pub async fn read<B>(
+    mut body: B,
+    limit: usize,
+    declared: Option<usize>,
+    account: &Account,
+    cost: fn(usize) -> usize,
+) -> Result<bytes::Bytes, ReadError<B>>
+where
+    B: hyper::body::Body + Unpin,
+{
+    use bytes::Buf;
+    use http_body_util::BodyExt;
+    // A Vec grown with `reserve_exact`: the allocation is what was charged,
+    // never a doubling past the declared size.
+    let mut collected: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(ReadError::Broken) };
+        let Ok(mut data) = frame.into_data() else { continue };
+        let needed = collected.len() + data.remaining();
+        if needed > limit {
+            return Err(ReadError::TooLarge(body));
+        }
+        if needed > collected.capacity() {
+            let mut capacity = needed.max(collected.capacity() * 2).min(limit);
+            if let Some(declared) = declared.filter(|d| *d >= needed) {
+                capacity = capacity.min(declared);
+            }
+            let before = collected.capacity();
+            if !account.try_grow(cost(capacity - before)) {
+                return Err(ReadError::OverBudget(body));
+            }
+            collected.reserve_exact(capacity - collected.len());
+            // The allocator's rounding too, if it gave more.
+            let got = collected.capacity();
+            if got > capacity && !account.try_grow(cost(got - capacity)) {
+                return Err(ReadError::OverBudget(body));
+            }
+        }
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            let n = chunk.len();
+            collected.extend_from_slice(chunk);
+            data.advance(n);
+        }
+    }
+    Ok(bytes::Bytes::from(collected))
 }
 
 #[cfg(test)]
@@ -106,16 +209,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn holds_and_gives_back() {
+    fn accounts_hold_and_give_back_when_the_last_clone_goes() {
         let budget = Budget::new(100);
-        let mut a = budget.try_hold(60).expect("fits");
-        assert!(budget.try_hold(41).is_none(), "over the budget");
-        assert!(budget.try_grow(&mut a, 40));
+        let a = budget.account();
+        assert!(a.try_grow(60));
+        let b = budget.account();
+        assert!(!b.try_grow(41), "over the budget");
+        let a2 = a.clone();
+        assert!(a2.try_grow(40));
         assert_eq!((a.bytes(), budget.available()), (100, 0));
-        assert!(!budget.try_grow(&mut a, 1));
+        assert!(!a.try_grow(1));
         drop(a);
+        assert_eq!(budget.available(), 0, "a clone still holds it");
+        drop(a2);
         assert_eq!(budget.available(), 100);
-        assert!(budget.try_hold(0).is_some_and(|h| h.bytes() == 0));
+        assert!(b.try_grow(0) && b.bytes() == 0);
+        assert!(Account::unlimited().try_grow(usize::MAX));
     }
 
     #[test]
@@ -123,6 +232,7 @@ mod tests {
         assert_eq!(default_for(Some(128 << 20)), (128 << 20) / 3);
         assert_eq!(default_for(Some(16 << 20)), 8 << 20);
         assert_eq!(default_for(None), 256 << 20);
-        assert_eq!(cost(6 << 20), REQUEST_OVERHEAD + (24 << 20));
+        assert_eq!(cost(6 << 20), 24 << 20);
+        assert_eq!(answer_cost(6 << 20), 18 << 20);
     }
 }

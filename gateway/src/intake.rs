@@ -1,13 +1,14 @@
 //! Taking a request in: its head's size, a place in the function's queue,
-//! its share of the memory budget, then its body, in that order, so that a
-//! request that will be turned away is turned away before its body is read
-//! or held. A refused request's body is drained first (see [`refuse`]).
+//! then its body, charged to the memory budget as it arrives, in that
+//! order, so that a request that will be turned away is turned away before
+//! its body is read or held. A refused request's body is drained first (see
+//! [`refuse`]).
 
-use crate::budget::{self, Budget, Held};
+use crate::budget::{self, Account, Budget, ReadError};
 use crate::metrics::Metrics;
 use crate::pool::{Admission, InvokeError, Pool};
 use crate::refusal::Refusal;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::{Body as _, Incoming};
@@ -47,12 +48,14 @@ pub fn declared_length(parts: &Parts) -> Option<u64> {
 /// A request taken in: its place in the pool, the bytes it holds, its body.
 pub struct Admitted {
     pub admission: Admission,
-    pub held: Held,
+    pub account: Account,
     pub body: Bytes,
 }
 
-/// Takes a place in `pool`, then the budget for the body, then the body.
-/// The place and the bytes are given back before a refused body is drained.
+/// Takes a place in `pool`, then the body, charged to a new account of
+/// `budget` as it arrives. A body whose declared size the whole budget
+/// could never hold is refused at once; the place and the bytes are given
+/// back before a refused body is drained.
 pub async fn admit(
     pool: &Pool,
     budget: &Budget,
@@ -71,25 +74,22 @@ pub async fn admit(
         drop(admission);
         return Err(refuse(Refusal::PayloadTooLarge, parts, body).await);
     }
-    let Some(mut held) = budget.try_hold(budget::cost(expected)) else {
-        metrics.over_budget();
-        drop(admission);
-        return Err(refuse(Refusal::OverBudget, parts, body).await);
-    };
-    let read = tokio::time::timeout(BODY_TIMEOUT, read_body(body, expected, budget, &mut held));
-    match read.await {
+    let account = budget.account();
+    let read =
+        budget::read(body, MAX_BODY_BYTES, declared.map(|_| expected), &account, budget::cost);
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Err(_) => Err(Refusal::BodyTimeout),
-        Ok(Err(BodyError::TooLarge(rest))) => {
-            drop((held, admission));
+        Ok(Err(ReadError::TooLarge(rest))) => {
+            drop((account, admission));
             Err(refuse(Refusal::PayloadTooLarge, parts, rest).await)
         }
-        Ok(Err(BodyError::OverBudget(rest))) => {
+        Ok(Err(ReadError::OverBudget(rest))) => {
             metrics.over_budget();
-            drop((held, admission));
+            drop((account, admission));
             Err(refuse(Refusal::OverBudget, parts, rest).await)
         }
-        Ok(Err(BodyError::Broken)) => Err(Refusal::BadRequest),
-        Ok(Ok(body)) => Ok(Admitted { admission, held, body }),
+        Ok(Err(ReadError::Broken)) => Err(Refusal::BadRequest),
+        Ok(Ok(body)) => Ok(Admitted { admission, account, body }),
     }
 }
 
@@ -101,40 +101,6 @@ pub fn invoke_refusal(error: &InvokeError) -> Refusal {
         InvokeError::Timeout => Refusal::IntegrationTimeout,
         InvokeError::Environment(_) => Refusal::EnvironmentFailed,
     }
-}
-
-/// Why a body was not read whole.
-enum BodyError {
-    /// Past Lambda's limit; the rest of the body is left to drain.
-    TooLarge(Incoming),
-    /// Past the memory budget (a body without `Content-Length`).
-    OverBudget(Incoming),
-    /// The connection broke or the framing was wrong.
-    Broken,
-}
-
-/// Reads a body of at most [`MAX_BODY_BYTES`], growing `held` past the
-/// `expected` bytes already held as more arrives.
-async fn read_body(
-    mut body: Incoming,
-    expected: usize,
-    budget: &Budget,
-    held: &mut Held,
-) -> Result<Bytes, BodyError> {
-    let mut collected = BytesMut::with_capacity(expected.min(MAX_BODY_BYTES));
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { return Err(BodyError::Broken) };
-        let Ok(data) = frame.into_data() else { continue };
-        if collected.len() + data.len() > MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge(body));
-        }
-        let beyond = (collected.len() + data.len()).saturating_sub(expected.max(collected.len()));
-        if beyond > 0 && !budget.try_grow(held, budget::cost(beyond) - budget::REQUEST_OVERHEAD) {
-            return Err(BodyError::OverBudget(body));
-        }
-        collected.extend_from_slice(&data);
-    }
-    Ok(collected.freeze())
 }
 
 /// Refuses a request whose body is left unread, the way nginx does: the

@@ -18,6 +18,7 @@
 //! * An environment whose invocation times out, or whose processes die, is
 //!   killed and replaced; only the request it held fails.
 
+use crate::budget::Account;
 use crate::environment::{EnvError, Environment, Invocation, Launcher, Output};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::reaper::Reaper;
@@ -161,6 +162,7 @@ impl Pool {
         _admitted: Admission,
         request_id: &str,
         event: Bytes,
+        account: Account,
         wait_until: Instant,
     ) -> Result<Output, InvokeError> {
         let function = self.function();
@@ -185,6 +187,7 @@ impl Pool {
         let started = Instant::now();
         let deadline = started.checked_add(timeout).unwrap_or(started + Duration::from_secs(900));
         let invocation = Invocation {
+            account,
             request_id: request_id.to_owned(),
             event,
             deadline: SystemTime::now() + timeout,
@@ -379,7 +382,9 @@ mod tests {
         let pool = pool.clone();
         let start = Instant::now();
         tokio::spawn(async move {
-            let out = pool.invoke(admitted, id, Bytes::from(event), start + wait).await;
+            let out = pool
+                .invoke(admitted, id, Bytes::from(event), Account::unlimited(), start + wait)
+                .await;
             (out, start.elapsed())
         })
     }

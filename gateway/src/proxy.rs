@@ -10,7 +10,7 @@
 //! the one response it has.
 
 use crate::authorize::{self, Authorizer, Context, Outcome};
-use crate::budget::{self, Budget, Held};
+use crate::budget::{Account, Budget};
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
 use crate::intake::{self, Admitted};
@@ -287,7 +287,7 @@ impl Gateway {
             Ok(context) => context,
             Err(refusal) => return Err(intake::refuse(refusal, &parts, body).await),
         };
-        let Admitted { admission, mut held, body } =
+        let Admitted { admission, account, body } =
             intake::admit(&pool, &self.budget, &self.metrics, &parts, body, declared).await?;
         let meta = RequestMeta {
             request_id,
@@ -301,13 +301,20 @@ impl Gateway {
         let event = event::request_event(&parts, &body, &meta);
         // Only the event travels on: the body and headers are freed now.
         drop((parts, body));
-        let event = self.encode(&event, &mut held, request_id)?;
+        let event = self.encode(&event, &account, request_id)?;
         // The integration's deadline counts from the request's arrival, as
         // API Gateway's does.
         let deadline =
             start.checked_add(found.route.integration_timeout).unwrap_or_else(far_future);
-        let output = invoke(pool, admission, held, request_id, event, deadline).await?;
-        answer(output, request_id, function)
+        let output = invoke(pool, admission, account.clone(), request_id, event, deadline).await?;
+        if output == Output::OverBudget {
+            self.metrics.over_budget();
+        }
+        // The answer's bytes stay charged to the account until it is a
+        // response.
+        let response = answer(output, request_id, function);
+        drop(account);
+        response
     }
 
     /// The event as the JSON the function is sent. Its JSON can be far
@@ -320,7 +327,7 @@ impl Gateway {
     fn encode(
         &self,
         event: &ApiGatewayV2httpRequest,
-        held: &mut Held,
+        account: &Account,
         request_id: &str,
     ) -> Result<Bytes, Refusal> {
         let text = event.body.as_ref().map_or(0, String::len);
@@ -331,8 +338,8 @@ impl Gateway {
                 return Err(Refusal::Internal);
             }
             size = counted.0;
-            let missing = (budget::REQUEST_OVERHEAD + text + size).saturating_sub(held.bytes());
-            if !self.budget.try_grow(held, missing) {
+            let missing = (text + size).saturating_sub(account.bytes());
+            if !account.try_grow(missing) {
                 self.metrics.over_budget();
                 return Err(Refusal::OverBudget);
             }
@@ -398,7 +405,8 @@ impl Gateway {
         let event = event::authorizer_event(parts, &meta, identity.clone(), route_arn);
         let Ok(event) = serde_json::to_vec(&event) else { return Err(Refusal::Internal) };
         let wait_until = start + found.route.integration_timeout.min(authorize::AUTHORIZER_TIMEOUT);
-        match authorizer.ask(&request_id, Bytes::from(event), wait_until).await {
+        let account = self.budget.account();
+        match authorizer.ask(&request_id, Bytes::from(event), account, wait_until).await {
             Outcome::Allowed(context) => {
                 count("allowed", "function");
                 let decision = authorize::Decision::Allowed(context.clone());
@@ -415,6 +423,11 @@ impl Gateway {
                 tracing::warn!(authorizer = %name, why, "authorizer failed");
                 Err(Refusal::AuthorizerError)
             }
+            Outcome::OverBudget => {
+                count("failed", "function");
+                self.metrics.over_budget();
+                Err(Refusal::OverBudget)
+            }
             Outcome::Unavailable(e) => {
                 count("failed", "function");
                 Err(pool_refusal(&e, &request_id, &authorizer.spec.function))
@@ -427,23 +440,21 @@ impl Gateway {
 /// invocation is a task of its own, so that a client hanging up does not
 /// cut it short (which would cost the environment), and so that one
 /// outliving its integration's deadline runs on to its own end, as on
-/// Lambda. The budget is held until the event is gone, even if the client
-/// is.
+/// Lambda. The account goes with the invocation: the event's bytes stay
+/// charged until it is gone and the answer's are charged as they are read,
+/// even if the client is gone.
 async fn invoke(
     pool: Arc<Pool>,
     admission: Admission,
-    held: Held,
+    account: Account,
     request_id: &str,
     event: Bytes,
     deadline: Instant,
 ) -> Result<Output, Refusal> {
     let id = request_id.to_owned();
     let function = pool.function().to_owned();
-    let invocation = tokio::spawn(async move {
-        let answer = pool.invoke(admission, &id, event, deadline).await;
-        drop(held);
-        answer
-    });
+    let invocation =
+        tokio::spawn(async move { pool.invoke(admission, &id, event, account, deadline).await });
     match tokio::time::timeout_at(deadline, invocation).await {
         Err(_) => Err(Refusal::IntegrationTimeout),
         Ok(Ok(Ok(output))) => Ok(output),
@@ -469,6 +480,14 @@ fn answer(
                 Err(Refusal::MalformedResponse)
             }
         },
+        Output::OverBudget => {
+            tracing::warn!(
+                request_id,
+                function,
+                "the function's answer did not fit the memory budget"
+            );
+            Err(Refusal::OverBudget)
+        }
         Output::Error { error_type, payload } => {
             // The function failed (it reported an error, its runtime
             // exited or failed to start, or it ran past its Timeout and

@@ -28,8 +28,9 @@
 //! never sees HTTP: it hands over an [`Invocation`] and gets back a
 //! [`Reply`], and watches its [`Phase`] (ready, or failed to initialize).
 
+use crate::budget::{self, Account, ReadError};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
@@ -86,6 +87,8 @@ pub struct Invocation {
     pub cognito_identity: Option<String>,
     /// The event, as the response body.
     pub event: Bytes,
+    /// What the answer is charged to as it is read.
+    pub account: Account,
 }
 
 /// How an invocation ended, as the runtime reported it.
@@ -96,6 +99,9 @@ pub enum Reply {
     /// `POST .../error`, or a response Lambda refuses: the error's type and
     /// its `{"errorMessage","errorType"}` payload.
     Error { error_type: String, payload: Bytes },
+    /// An answer the memory budget could not hold now (the runtime is told
+    /// 413; the client gets a 503).
+    OverBudget,
 }
 
 /// A runtime's `/runtime/init/error`: it cannot take invocations.
@@ -314,7 +320,7 @@ async fn handle(
                 return Ok(invalid_transition("InitError"));
             }
             let kind = error_type(&request);
-            let payload = match read_payload(request).await {
+            let payload = match read_payload(request, &Account::unlimited()).await {
                 Ok(payload) => payload,
                 Err(refused) => return Ok(refused.response()),
             };
@@ -418,7 +424,13 @@ async fn finish(
     if let Some(refused) = check_id(shared, id, error_type.is_some()) {
         return refused;
     }
-    let payload = read_payload(request).await;
+    // The answer is charged to the invocation's account as it is read.
+    let account = shared
+        .lock()
+        .running
+        .as_ref()
+        .map_or_else(Account::unlimited, |(running, _)| running.account.clone());
+    let payload = read_payload(request, &account).await;
     if let Err(refused @ Refused::Unreadable) = &payload {
         // The post broke off: the invocation is still the runtime's to
         // answer (it may post again), not a failure of the function.
@@ -445,6 +457,10 @@ async fn finish(
             };
             let _ = reply.send(result);
             accepted()
+        }
+        Err(refused @ Refused::OverBudget) => {
+            let _ = reply.send(Reply::OverBudget);
+            refused.response()
         }
         Err(refused) => {
             // Lambda fails the invocation when its response is too large.
@@ -490,6 +506,8 @@ fn invalid_transition_from(from: &str, to: &str) -> Response<Full<Bytes>> {
 enum Refused {
     /// Past [`MAX_PAYLOAD_BYTES`].
     TooLarge,
+    /// Past what the memory budget can hold now.
+    OverBudget,
     /// The post broke off or was malformed.
     Unreadable,
 }
@@ -502,6 +520,11 @@ impl Refused {
                 "RequestEntityTooLarge",
                 &format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
             ),
+            Refused::OverBudget => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "The gateway's memory budget cannot hold this payload now.",
+            ),
             Refused::Unreadable => {
                 error(StatusCode::BAD_REQUEST, "InvalidRequest", "The payload could not be read")
             }
@@ -509,12 +532,19 @@ impl Refused {
     }
 }
 
-/// A request's body, at most [`MAX_PAYLOAD_BYTES`].
-async fn read_payload(request: Request<Incoming>) -> Result<Bytes, Refused> {
-    match Limited::new(request.into_body(), MAX_PAYLOAD_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refused::TooLarge),
-        Err(_) => Err(Refused::Unreadable),
+/// A request's body, at most [`MAX_PAYLOAD_BYTES`], charged to `account`
+/// as it is read.
+async fn read_payload(request: Request<Incoming>, account: &Account) -> Result<Bytes, Refused> {
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let body = request.into_body();
+    match budget::read(body, MAX_PAYLOAD_BYTES, declared, account, budget::answer_cost).await {
+        Ok(payload) => Ok(payload),
+        Err(ReadError::TooLarge(_)) => Err(Refused::TooLarge),
+        Err(ReadError::OverBudget(_)) => Err(Refused::OverBudget),
+        Err(ReadError::Broken) => Err(Refused::Unreadable),
     }
 }
 
@@ -577,7 +607,7 @@ mod protocol {
             .expect("request");
         let response = sender.send_request(request).await.expect("response");
         let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
+        let body = http_body_util::BodyExt::collect(body).await.expect("body").to_bytes();
         (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -592,6 +622,7 @@ mod protocol {
             client_context: None,
             cognito_identity: None,
             event: Bytes::from_static(br#"{"n":1}"#),
+            account: Account::unlimited(),
         }
     }
 
@@ -688,6 +719,41 @@ mod protocol {
             reply.await,
             Ok(Reply::Error { error_type: "Custom.Error".into(), payload: limit })
         );
+    }
+
+    /// An answer is charged to its invocation's account as it is read; one
+    /// the budget cannot hold is a 413 to the runtime and `OverBudget` to
+    /// the pool, and what it held is given back.
+    #[tokio::test]
+    async fn answers_are_charged_to_the_invocations_account() {
+        let budget = crate::budget::Budget::new(3 << 20);
+        let api = RuntimeApi::start().await.expect("start");
+        let mut runtime = connect(&api).await;
+        for (id, size, fits) in
+            [("a", 600_000, true), ("b", 1_200_000, false), ("c", 600_000, true)]
+        {
+            let account = budget.account();
+            let reply = api.submit(Invocation { account: account.clone(), ..invocation(id) });
+            send(&mut runtime, Method::GET, "/runtime/invocation/next", Bytes::new()).await;
+            let payload = Bytes::from(vec![b'a'; size]);
+            let (status, _, body) = send(
+                &mut runtime,
+                Method::POST,
+                &format!("/runtime/invocation/{id}/response"),
+                payload.clone(),
+            )
+            .await;
+            if fits {
+                assert_eq!(status, StatusCode::ACCEPTED);
+                assert_eq!(reply.await, Ok(Reply::Response(payload)));
+                assert_eq!(account.bytes(), crate::budget::answer_cost(size), "charged while held");
+            } else {
+                assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+                assert_eq!(reply.await, Ok(Reply::OverBudget));
+            }
+            drop(account);
+            assert_eq!(budget.available(), 3 << 20, "given back");
+        }
     }
 
     #[tokio::test]

@@ -188,7 +188,15 @@ impl Environment for FakeEnv {
                         reply = *then;
                         continue;
                     }
-                    Reply::Payload(bytes) => Ok(Output::Response(bytes)),
+                    // Charged to the invocation's account as a real
+                    // environment charges what it reads.
+                    Reply::Payload(bytes) => {
+                        if invocation.account.try_grow(crate::budget::answer_cost(bytes.len())) {
+                            Ok(Output::Response(bytes))
+                        } else {
+                            Ok(Output::OverBudget)
+                        }
+                    }
                     Reply::Error(error_type) => {
                         let payload = serde_json::json!({
                             "errorType": error_type,

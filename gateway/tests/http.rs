@@ -427,10 +427,10 @@ async fn an_authorizer_that_fails_is_a_500_and_the_function_never_runs() {
 
 #[tokio::test]
 async fn a_body_the_budget_can_never_hold_is_a_413_and_one_it_cannot_hold_now_a_503() {
-    // 4 MiB: a 1 MiB body costs 4 MiB and 16 KiB (see `budget::cost`), so
-    // it never fits; a 600 KiB body fits alone but not beside another.
+    // 3 MiB: a 1 MiB body costs 4 MiB (see `budget::cost`), so it never
+    // fits; a 600 KiB body fits alone but not beside another.
     let gw = Running::start(
-        config(&["--memory-budget", "4Mi", "--envs", "2"]),
+        config(&["--memory-budget", "3Mi", "--envs", "2"]),
         api(),
         Fakes::new().script("hello", |_| {
             Reply::After(Duration::from_millis(300), Box::new(http(200, "{}")))
@@ -460,6 +460,64 @@ async fn a_body_the_budget_can_never_hold_is_a_413_and_one_it_cannot_hold_now_a_
     let m = metrics(&gw).await;
     assert!(m.contains("kf_gateway_memory_budget_refusals_total 1"), "{m}");
     let gw = std::sync::Arc::into_inner(gw).expect("the only owner");
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_functions_answer_is_charged_to_the_budget_and_one_it_cannot_hold_is_a_503() {
+    // 3 MiB: an answer of 1.2 MB costs 3.6 MB (as read, parsed, and as the
+    // response's body), past the budget; one of 0.6 MB fits.
+    let gw = Running::start(
+        config(&["--memory-budget", "3Mi"]),
+        api(),
+        Fakes::new().script("hello", |i| {
+            let size = if i.event.windows(5).any(|w| w == b"large") { 1_200_000 } else { 600_000 };
+            http(200, &"a".repeat(size))
+        }),
+    )
+    .await;
+    let r = gw.post("/api/v1/hello", "{\"size\": \"large\"}").await;
+    assert_eq!(message(&r), msg(503, "Service Unavailable"));
+    let r = gw.post("/api/v1/hello", "{}").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.len(), 600_000);
+    let m = metrics(&gw).await;
+    assert!(m.contains("kf_gateway_memory_budget_refusals_total 1"), "{m}");
+    assert!(m.contains("kf_gateway_memory_budget_held_bytes 0"), "all given back: {m}");
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_declared_body_is_charged_as_it_arrives_not_as_declared() {
+    // A body that declares 6 MB and sends 1 KB holds about what it sent,
+    // not the 24 MB that 6 MB would cost, and a request beside it is served.
+    let gw = Running::start(config(&["--memory-budget", "30Mi"]), api(), Fakes::new()).await;
+    let addr = gw.addr;
+    let trickler = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = "POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 6000000\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream.write_all(&[b' '; 1024]).await.expect("some body");
+        // Holds the connection open, sending nothing more.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let m = metrics(&gw).await;
+        let held = m
+            .lines()
+            .find_map(|l| l.strip_prefix("kf_gateway_memory_budget_held_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if held > 0 || Instant::now() > deadline {
+            break held;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(held > 0 && held <= 4 * 2048, "{held} bytes held for 1 KiB sent of 6 MB declared");
+    assert_eq!(gw.get("/ping").await.status, StatusCode::OK);
+    trickler.abort();
     gw.stop().await.expect("a clean stop");
 }
 

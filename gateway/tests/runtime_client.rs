@@ -52,6 +52,7 @@ fn invocation(id: &str, event: Value) -> Invocation {
             r#"{"cognitoIdentityId":"id-1","cognitoIdentityPoolId":"pool-1"}"#.into(),
         ),
         event: Bytes::from(event.to_string()),
+        account: gateway::budget::Account::unlimited(),
     }
 }
 

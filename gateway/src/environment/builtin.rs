@@ -236,6 +236,7 @@ impl Environment for BuiltinEnv {
                 client_context: None,
                 cognito_identity: None,
                 event: invocation.event,
+                account: invocation.account,
             });
             let mut phase = self.phase.clone();
             let mut exit = self.exit.clone();
@@ -245,6 +246,7 @@ impl Environment for BuiltinEnv {
                 reply = reply => match reply {
                     Ok(Reply::Response(payload)) => Output::Response(payload),
                     Ok(Reply::Error { error_type, payload }) => Output::Error { error_type, payload },
+                    Ok(Reply::OverBudget) => Output::OverBudget,
                     Err(_) => {
                         self.broken = true;
                         return Err(EnvError::Died("the invocation was dropped".into()));
@@ -328,6 +330,7 @@ mod tests {
         let invocation = Invocation {
             request_id: "r-1".into(),
             event: Bytes::from_static(b"{}"),
+            account: crate::budget::Account::unlimited(),
             deadline: SystemTime::now() + Duration::from_secs(5),
         };
         match env.invoke(invocation).await {
@@ -345,6 +348,7 @@ mod tests {
         let again = Invocation {
             request_id: "r-2".into(),
             event: Bytes::from_static(b"{}"),
+            account: crate::budget::Account::unlimited(),
             deadline: SystemTime::now() + Duration::from_secs(5),
         };
         assert!(matches!(env.invoke(again).await, Err(EnvError::Died(_))));

@@ -16,6 +16,7 @@
 pub mod builtin;
 pub mod rie;
 
+use crate::budget::Account;
 use crate::reaper::Reaper;
 use bytes::Bytes;
 use std::fmt::Debug;
@@ -46,6 +47,8 @@ pub struct Spec {
 /// One invocation, as the pool hands it to an environment.
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// What the answer is charged to as it is read (see [`crate::budget`]).
+    pub account: Account,
     /// The request id, which becomes the Lambda request id.
     pub request_id: String,
     /// The event.
@@ -65,6 +68,9 @@ pub enum Output {
     /// response was refused. The type and the `{"errorMessage","errorType"}`
     /// payload are for the logs.
     Error { error_type: String, payload: Bytes },
+    /// The function answered, but the memory budget could not hold the
+    /// answer now: the client gets a 503, as for a full queue.
+    OverBudget,
 }
 
 /// Why an environment could not start or serve.

@@ -13,9 +13,11 @@
 //! bootstrap lazily, on the first invocation.
 
 use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
+use crate::budget::{self, Account, ReadError};
 use crate::reaper::{Exit, Reaper, children_of, parent_of};
+use crate::runtime_api::MAX_PAYLOAD_BYTES;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Request, StatusCode};
@@ -118,6 +120,13 @@ static RESERVED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 /// (one would then send its invocations to the other's RIE).
 #[derive(Debug)]
 struct Port(u16);
+
+/// How a call to the RIE failed.
+enum Failed {
+    Connection(hyper::Error),
+    /// Its answer broke off, or ran past any answer Lambda allows.
+    Body,
+}
 
 impl Port {
     fn reserve() -> Result<Port, EnvError> {
@@ -231,14 +240,16 @@ impl RieEnv {
     }
 
     /// Sends one event and returns the RIE's status, its function error
-    /// header (`X-Amz-Function-Error`), and body.
+    /// header (`X-Amz-Function-Error`), and body, charged to `account` as it
+    /// is read (`None`: the budget could not hold it).
     ///
     /// The caller must hold this environment exclusively until it returns.
     async fn call(
         &mut self,
         request_id: &str,
         event: Bytes,
-    ) -> Result<(StatusCode, Option<String>, Bytes), EnvError> {
+        account: &Account,
+    ) -> Result<(StatusCode, Option<String>, Option<Bytes>), EnvError> {
         if let Some(how) = self.exit.borrow().clone() {
             return Err(EnvError::Died(format!("RIE {how}")));
         }
@@ -265,19 +276,44 @@ impl RieEnv {
             return Err(EnvError::Died("no connection".into()));
         };
         let result = async {
-            let response = sender.send_request(request).await?;
+            let response = sender.send_request(request).await.map_err(Failed::Connection)?;
             let status = response.status();
             let function_error = response
                 .headers()
                 .get(FUNCTION_ERROR_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, function_error, body))
+            let declared = response
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            // The RIE holds answers to Lambda's limit itself; past twice
+            // that, something is wrong with the connection.
+            let limit = 2 * MAX_PAYLOAD_BYTES;
+            let body = match budget::read(
+                response.into_body(),
+                limit,
+                declared,
+                account,
+                budget::answer_cost,
+            )
+            .await
+            {
+                Ok(body) => Some(body),
+                Err(ReadError::OverBudget(_)) => None,
+                Err(ReadError::TooLarge(_) | ReadError::Broken) => {
+                    return Err(Failed::Body);
+                }
+            };
+            Ok::<_, Failed>((status, function_error, body))
         }
         .await;
         match result {
             Ok(answer) => {
+                if answer.2.is_none() {
+                    // The answer was left half read: the connection goes.
+                    self.sender = None;
+                }
                 if self.fresh {
                     // The RIE has started its bootstrap by now.
                     self.groups.extend(children_of(self.pid));
@@ -288,9 +324,12 @@ impl RieEnv {
             Err(e) => {
                 self.sender = None;
                 // A connection that breaks mid-invoke means the RIE died.
-                match self.exit.borrow().clone() {
-                    Some(how) => Err(EnvError::Died(format!("RIE {how}"))),
-                    None => Err(EnvError::Connection(e)),
+                match (self.exit.borrow().clone(), e) {
+                    (Some(how), _) => Err(EnvError::Died(format!("RIE {how}"))),
+                    (None, Failed::Connection(e)) => Err(EnvError::Connection(e)),
+                    (None, Failed::Body) => {
+                        Err(EnvError::Died("the RIE's answer broke off".into()))
+                    }
                 }
             }
         }
@@ -345,13 +384,16 @@ impl Environment for RieEnv {
     fn warm(&mut self) -> BoxFuture<'_, Result<(), EnvError>> {
         // The RIE starts its bootstrap on the first invocation: one the
         // function answers 404 to.
-        Box::pin(async move { self.call("prewarm", prewarm_event()).await.map(drop) })
+        Box::pin(async move {
+            self.call("prewarm", prewarm_event(), &Account::unlimited()).await.map(drop)
+        })
     }
 
     fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
         Box::pin(async move {
             let (status, function_error, body) =
-                self.call(&invocation.request_id, invocation.event).await?;
+                self.call(&invocation.request_id, invocation.event, &invocation.account).await?;
+            let Some(body) = body else { return Ok(Output::OverBudget) };
             Ok(match (status, function_error) {
                 (StatusCode::OK, None) => match rie_error_type(&body) {
                     // The RIE answers a function error with a 200 and the
