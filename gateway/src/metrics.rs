@@ -68,6 +68,7 @@ struct Inner {
     live: Family<FunctionLabel, Gauge>,
     cold_starts: Family<FunctionLabel, Counter>,
     restarts: Family<FunctionReason, Counter>,
+    suppressed: Family<FunctionLabel, Counter>,
     invocations: Family<FunctionStart, Histogram, fn() -> Histogram>,
     max_memory: Family<FunctionLabel, Gauge>,
     budget_bytes: Gauge,
@@ -109,6 +110,12 @@ impl Metrics {
                 latency_histogram,
             );
         let max_memory = Family::<FunctionLabel, Gauge>::default();
+        let suppressed = Family::<FunctionLabel, Counter>::default();
+        registry.register(
+            "environment_starts_suppressed",
+            "Requests answered with a function's last start failure while its new environments are backed off, by function",
+            suppressed.clone(),
+        );
         registry.register(
             "requests",
             "HTTP requests answered, by route and status",
@@ -185,6 +192,7 @@ impl Metrics {
                 live,
                 cold_starts,
                 restarts,
+                suppressed,
             }),
         }
     }
@@ -243,6 +251,10 @@ impl Metrics {
 
     pub(crate) fn over_budget(&self) {
         self.inner.over_budget.inc();
+    }
+
+    pub(crate) fn start_suppressed(&self, function: &str) {
+        self.inner.suppressed.get_or_create(&label(function)).inc();
     }
 
     pub(crate) fn restart(&self, function: &str, reason: &str) {

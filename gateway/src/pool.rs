@@ -71,7 +71,29 @@ pub struct Pool {
     max_envs: usize,
     /// Environments alive (idle or busy), for readiness and metrics.
     live: AtomicUsize,
+    /// New environments that failed in a row, and what the last one said.
+    failing: Mutex<Failing>,
 }
+
+/// A function whose new environments keep failing (a bootstrap that exits
+/// at start, an init error, a missing binary): each start costs a process,
+/// so after a failure the next start waits, as Lambda's own init failures
+/// are retried no sooner than the next invocation, and the wait doubles with
+/// each failure in a row, from [`START_BACKOFF`] to [`MAX_START_BACKOFF`].
+/// A request that would start an environment before then gets the last
+/// failure's answer at once (the same 500 the failure itself gave), without
+/// a process; an environment that starts and answers ends the back-off.
+#[derive(Debug, Default)]
+struct Failing {
+    in_a_row: u32,
+    until: Option<Instant>,
+    last: Option<Output>,
+}
+
+/// The wait after a new environment's first failure.
+pub const START_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between starts of a function whose environments fail.
+pub const MAX_START_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Pool {
     /// A pool with no environment yet.
@@ -94,6 +116,40 @@ impl Pool {
             )),
             max_envs,
             live: AtomicUsize::new(0),
+            failing: Mutex::new(Failing::default()),
+        }
+    }
+
+    /// The answer for a request that would start an environment while the
+    /// function's starts are backed off, if they are.
+    fn backed_off(&self) -> Option<Output> {
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if failing.until.is_some_and(|until| Instant::now() < until) {
+            failing.last.clone()
+        } else {
+            None
+        }
+    }
+
+    /// Records how a new environment's first invocation went.
+    fn first_invocation(&self, failed: Option<&Output>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match failed {
+            None => *failing = Failing::default(),
+            Some(output) => {
+                failing.in_a_row = failing.in_a_row.saturating_add(1);
+                let wait = START_BACKOFF
+                    .saturating_mul(1 << failing.in_a_row.saturating_sub(1).min(16))
+                    .min(MAX_START_BACKOFF);
+                failing.until = Some(Instant::now() + wait);
+                failing.last = Some(output.clone());
+                tracing::warn!(
+                    function = self.function(),
+                    failures_in_a_row = failing.in_a_row,
+                    backoff_ms = wait.as_millis() as u64,
+                    "a new environment failed; its next start waits"
+                );
+            }
         }
     }
 
@@ -176,11 +232,17 @@ impl Pool {
         };
         let mut env = match self.take_idle() {
             Some(env) => env,
-            // A cold start counts against the request's wait too.
-            None => match tokio::time::timeout_at(wait_until, self.start_env(false)).await {
-                Ok(started) => started?,
-                Err(_) => return Err(InvokeError::Timeout),
-            },
+            None => {
+                if let Some(failed) = self.backed_off() {
+                    self.metrics.start_suppressed(function);
+                    return Ok(failed);
+                }
+                // A cold start counts against the request's wait too.
+                match tokio::time::timeout_at(wait_until, self.start_env(false)).await {
+                    Ok(started) => started?,
+                    Err(_) => return Err(InvokeError::Timeout),
+                }
+            }
         };
         let cold = env.fresh();
         let timeout = self.launcher.spec().timeout;
@@ -198,7 +260,15 @@ impl Pool {
         match result {
             Ok(Ok(output)) => {
                 self.counted.invocation(started.elapsed().as_secs_f64(), cold);
-                if env.is_alive() {
+                let alive = env.is_alive();
+                if cold {
+                    // A new environment that ended with an error on its first
+                    // invocation (exited at start, failed its init) backs
+                    // the next start off; one that answered ends a back-off.
+                    let failed = !alive && matches!(output, Output::Error { .. });
+                    self.first_invocation(failed.then_some(&output));
+                }
+                if alive {
                     self.release(env);
                 } else {
                     tracing::warn!(
@@ -464,12 +534,50 @@ mod tests {
         let (pool, record, _) = pool(1, 8);
         let (out, _) = run(&pool, "a", "exit", LONG).await.expect("a");
         assert!(matches!(out, Ok(Output::Error { .. })), "{out:?}");
+        // Past the back-off its failure earned (see below).
+        tokio::time::sleep(START_BACKOFF).await;
         let (out, _) = run(&pool, "b", "break", LONG).await.expect("b");
         assert!(matches!(out, Err(InvokeError::Environment(_))), "{out:?}");
         assert!(same(&run(&pool, "c", "ok:1", LONG).await.expect("c").0, &ok("c")));
         assert_eq!(record.started.load(Ordering::SeqCst), 3, "each failure cost its environment");
         assert_eq!(record.killed.load(Ordering::SeqCst), 2);
         assert_eq!(pool.live(), 1);
+    }
+
+    /// A function whose environments exit on their first invocation costs a
+    /// process per back-off period, not per request: in between, requests
+    /// get the last failure's answer at once; the wait doubles with each
+    /// failure in a row; one environment that answers ends it.
+    #[tokio::test(start_paused = true)]
+    async fn new_environments_that_keep_failing_are_started_no_faster_than_the_back_off() {
+        let (pool, record, metrics) = pool(2, 8);
+        let start = Instant::now();
+        let mut starts = Vec::new();
+        // One request every 10 ms for 1.6 s, each to an environment that exits.
+        for i in 0..160 {
+            let before = record.started.load(Ordering::SeqCst);
+            let (out, _) = run(&pool, "x", "exit", LONG).await.expect("x");
+            assert!(matches!(&out, Ok(Output::Error { .. })), "request {i}: {out:?}");
+            if record.started.load(Ordering::SeqCst) > before {
+                starts.push(start.elapsed().as_millis() as u64);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Each start takes 10 ms and fails (the times are when it failed);
+        // the next start waits 100, 200, 400, 800 ms after the failure.
+        assert_eq!(starts, [10, 120, 330, 740, 1550], "starts at {starts:?}");
+        let m = metrics.encode();
+        assert!(m.contains(r#"environment_starts_suppressed_total{function="fake"} 155"#), "{m}");
+        // Once past the back-off, an environment that answers ends it.
+        tokio::time::sleep(MAX_START_BACKOFF).await;
+        assert!(same(&run(&pool, "y", "ok:1", LONG).await.expect("y").0, &ok("y")));
+        let (out, _) = run(&pool, "z", "exit", LONG).await.expect("z");
+        assert!(matches!(out, Ok(Output::Error { .. })));
+        assert_eq!(
+            record.invoked.load(Ordering::SeqCst),
+            7,
+            "ran only on the environments started"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -213,9 +213,13 @@ async fn function_failures_are_the_http_apis_500_and_a_broken_environment_a_502(
         });
     let gw = Running::start(config(&[]), api(), fakes).await;
     assert_eq!(message(&gw.get("/ping").await), msg(500, "Internal Server Error"));
-    // A runtime that exits: a 500, and the next request gets a new
-    // environment.
+    // A runtime that exits: a 500; the next request at once gets the same
+    // 500 without a new environment (its starts are backed off), one after
+    // the back-off a new environment.
     assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
+    assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
+    assert_eq!(Record::count(&gw.record("hello").started), 1);
+    tokio::time::sleep(gateway::pool::START_BACKOFF).await;
     assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
     assert_eq!(Record::count(&gw.record("hello").started), 2);
     // An answer that is not a response, or an environment that breaks: 502.
