@@ -836,6 +836,121 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
     assert!(peak_kb > 0 && peak_kb * 1024 < LIMIT, "peak {peak_kb} kB");
 }
 
+/// A function that writes 200 MB of output an invocation (half of it as one
+/// line with no end): the gateway passes lines on up to 16 KiB and 1 MiB a
+/// second, drops and counts the rest, and meanwhile answers the other
+/// routes as usual, its memory unmoved.
+#[test]
+fn a_function_that_floods_its_logs_costs_neither_memory_nor_the_other_routes() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options {
+        name: "flood",
+        replace: &[("hello", "flood.sh")],
+        vars: &[("FLOOD_MB", "100")],
+        ..Options::default()
+    });
+    let gateway = stack.server.child.id();
+    let idle_kb = rss_kb(gateway);
+    let agent = agent(Duration::from_secs(120));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (flooded, pings, peak_kb) = thread::scope(|s| {
+        let flood = s.spawn(|| {
+            let r = post(&agent, stack.base(), "/api/v1/hello", "{}");
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        });
+        let mut pings = Vec::new();
+        let mut peak_kb = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let started = Instant::now();
+            let r = get(&agent, stack.base(), "/ping").map(|r| r.status);
+            pings.push((r, started.elapsed()));
+            peak_kb = peak_kb.max(rss_kb(gateway));
+            thread::sleep(Duration::from_millis(50));
+        }
+        (flood.join().expect("flood"), pings, peak_kb)
+    });
+    let log_bytes = std::fs::metadata(&stack.server.log).map(|m| m.len()).unwrap_or(0);
+    let dropped = stack
+        .metrics()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"kf_gateway_function_log_dropped_bytes_total{function="hello"} "#)?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    let slowest = pings.iter().map(|(_, took)| *took).max().unwrap_or_default();
+    eprintln!(
+        "200 MB of output: the flood answered {:?}; {} pings meanwhile, slowest {slowest:?}; \
+         the log got {log_bytes} bytes, {dropped} dropped; gateway RSS {idle_kb} kB idle, peak {peak_kb} kB",
+        flooded.as_ref().map(|r| r.status),
+        pings.len()
+    );
+    assert_eq!(flooded.map(|r| r.status), Ok(200));
+    assert!(pings.len() >= 5, "too few pings to say: {}", pings.len());
+    assert!(pings.iter().all(|(r, _)| *r == Ok(200)), "{pings:?}");
+    assert!(slowest < Duration::from_millis(500), "a ping took {slowest:?}");
+    // Of stderr's 100 MB of lines, all but a burst and a second's rate a
+    // second; stdout's one line was cut to 16 KiB instead.
+    assert!(dropped > 80e6, "only {dropped} bytes dropped");
+    assert!(log_bytes < 30 << 20, "the log took {log_bytes} bytes");
+    assert!(peak_kb < idle_kb + 8 * 1024, "the gateway grew from {idle_kb} kB to {peak_kb} kB");
+    let log = stack.server.log_text();
+    assert!(log.contains("more bytes of this line cut]"), "no cut line");
+    assert!(log.contains("of hello's output dropped"), "no drop report");
+}
+
+/// A function whose bootstrap starts children that ignore SIGTERM: the
+/// gateway's shutdown still ends within its grace, and nothing it started
+/// is left (the environment's process group is killed).
+#[test]
+fn children_that_ignore_sigterm_do_not_outlive_the_gateway() {
+    let _serial = one_at_a_time();
+    let mut stack = Stack::start(Options {
+        name: "forks",
+        replace: &[("hello", "forks.sh")],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let r = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("hello");
+    assert_eq!(r.status, 200);
+    let marker = stack.image.join("functions/hello").to_string_lossy().into_owned();
+    let (bootstrap, _) = processes_mentioning(&marker).into_iter().next().expect("the runtime");
+    // The runtime's process group: the runtime, its children, theirs.
+    let group = || -> Vec<i32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let fields: Vec<&str> =
+                    stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+                // State, parent, process group: a zombie does not count.
+                fields.first() != Some(&"Z")
+                    && fields.get(2) == Some(&bootstrap.to_string().as_str())
+            })
+            .collect()
+    };
+    assert!(group().len() >= 3, "the runtime and its two children: {:?}", group());
+    let signalled = Instant::now();
+    stack.server.signal("-TERM");
+    // The stack's grace is 10 s (see `Stack::start`).
+    let status = stack.server.wait_exit(Duration::from_secs(12)).expect("the gateway exits");
+    let took = signalled.elapsed();
+    assert!(status.success(), "exit status {status}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !group().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("shutdown with children ignoring SIGTERM: {took:?}");
+    assert!(
+        processes_mentioning(&marker).is_empty(),
+        "left running: {:?}",
+        processes_mentioning(&marker)
+    );
+}
+
 /// The value of an unlabelled metric.
 fn metric(metrics: &str, name: &str) -> f64 {
     metrics

@@ -20,6 +20,7 @@
 //! * [`throttle`]: the HTTP API's route throttling, a token bucket a route.
 //! * [`authorize`]: the HTTP API's Lambda authorizers, with their cache.
 //! * [`reaper`]: starting children and reaping all of them (PID 1 duty).
+//! * [`logs`]: the functions' output, passed on a line at a time, bounded.
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
 //! * [`budget`]: the bytes requests may hold at once, shared by all.
@@ -37,6 +38,7 @@ pub mod environment;
 pub mod event;
 pub mod ids;
 pub mod intake;
+pub mod logs;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
@@ -139,7 +141,9 @@ pub async fn serve(
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
     let mut pools = HashMap::new();
     for function in template.functions.iter().filter(|f| runs(&f.name)) {
-        let launcher = launch(function_spec(&config, function));
+        // The functions' output passes through the gateway, bounded.
+        let spec = Spec { logs: Some(metrics.clone()), ..function_spec(&config, function) };
+        let launcher = launch(spec);
         if !launcher.can_start() {
             let bootstrap = launcher.spec().bootstrap.display();
             tracing::error!(function = function.name, %bootstrap, "function bootstrap missing");
@@ -272,6 +276,7 @@ pub fn function_spec(config: &Config, function: &Function) -> Spec {
         bootstrap,
         vars,
         timeout: function.timeout,
+        logs: None,
     }
 }
 

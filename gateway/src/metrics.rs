@@ -69,6 +69,7 @@ struct Inner {
     cold_starts: Family<FunctionLabel, Counter>,
     restarts: Family<FunctionReason, Counter>,
     suppressed: Family<FunctionLabel, Counter>,
+    log_dropped: Family<FunctionLabel, Counter>,
     invocations: Family<FunctionStart, Histogram, fn() -> Histogram>,
     max_memory: Family<FunctionLabel, Gauge>,
     budget_bytes: Gauge,
@@ -110,6 +111,12 @@ impl Metrics {
                 latency_histogram,
             );
         let max_memory = Family::<FunctionLabel, Gauge>::default();
+        let log_dropped = Family::<FunctionLabel, Counter>::default();
+        registry.register(
+            "function_log_dropped_bytes",
+            "Bytes of functions' output dropped for passing their environment's rate (1 MiB a second), by function",
+            log_dropped.clone(),
+        );
         let suppressed = Family::<FunctionLabel, Counter>::default();
         registry.register(
             "environment_starts_suppressed",
@@ -193,6 +200,7 @@ impl Metrics {
                 cold_starts,
                 restarts,
                 suppressed,
+                log_dropped,
             }),
         }
     }
@@ -251,6 +259,10 @@ impl Metrics {
 
     pub(crate) fn over_budget(&self) {
         self.inner.over_budget.inc();
+    }
+
+    pub(crate) fn log_dropped(&self, function: &str, bytes: u64) {
+        self.inner.log_dropped.get_or_create(&label(function)).inc_by(bytes);
     }
 
     pub(crate) fn start_suppressed(&self, function: &str) {

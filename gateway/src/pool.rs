@@ -432,6 +432,7 @@ mod tests {
             vars: Vec::new(),
             arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
             timeout,
+            logs: None,
         };
         // A cold start takes 10 ms.
         let launcher =

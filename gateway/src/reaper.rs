@@ -71,16 +71,29 @@ impl Reaper {
     /// its group killed the moment it is reaped: whatever it started goes
     /// with it, and later no one signals a group id that the kernel may
     /// by then have given to another process.
+    ///
+    /// With `logs` (a function's name and where to count what is dropped),
+    /// its stdout and stderr are piped through the gateway ([`crate::logs`]);
+    /// without, they are the gateway's own.
     pub fn spawn(
         &self,
         command: &mut Command,
         leads_group: bool,
+        logs: Option<(&Arc<str>, &crate::metrics::Metrics)>,
     ) -> io::Result<(Pid, watch::Receiver<Exit>)> {
+        if logs.is_some() {
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        }
         // Holding the lock across the spawn means a child that exits at once
         // is registered before the reaper looks it up.
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        let child = command.spawn()?;
+        let mut child = command.spawn()?;
         let pid = child.id() as i32;
+        if let Some((function, metrics)) = logs {
+            let stdout = child.stdout.take().map(std::os::fd::OwnedFd::from);
+            let stderr = child.stderr.take().map(std::os::fd::OwnedFd::from);
+            crate::logs::forward(function, metrics, stdout, stderr);
+        }
         // std does not reap a dropped `Child`; the reaper does.
         drop(child);
         let (tx, rx) = watch::channel(None);

@@ -25,18 +25,28 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(throttle: Throttle, now: Instant) -> TokenBucket {
-        let burst = f64::from(throttle.burst);
-        TokenBucket { burst, rate: throttle.rate, state: Mutex::new((burst, now)) }
+        TokenBucket::with(f64::from(throttle.burst), throttle.rate, now)
+    }
+
+    /// A bucket of `burst` tokens, refilled at `rate` a second, full at
+    /// `now`.
+    pub fn with(burst: f64, rate: f64, now: Instant) -> TokenBucket {
+        TokenBucket { burst, rate, state: Mutex::new((burst, now)) }
     }
 
     /// Takes one token at `now`, if there is one.
     pub fn try_take(&self, now: Instant) -> bool {
+        self.try_take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens at once if the bucket holds them at `now`.
+    pub fn try_take_n(&self, n: f64, now: Instant) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (tokens, then) = *state;
         let refilled = now.saturating_duration_since(then).as_secs_f64() * self.rate;
         let tokens = (tokens + refilled).min(self.burst);
-        if tokens >= 1.0 {
-            *state = (tokens - 1.0, now);
+        if tokens >= n {
+            *state = (tokens - n, now);
             true
         } else {
             *state = (tokens, now);

@@ -111,9 +111,9 @@ impl BuiltinEnv {
         if let Some(root) = spec.bootstrap.parent() {
             command.current_dir(root);
         }
-        let (pid, exit) = reaper.spawn(&mut command, true).map_err(|source| EnvError::Spawn {
-            program: spec.bootstrap.display().to_string(),
-            source,
+        let logs = spec.logs.as_ref().map(|metrics| (&spec.function, metrics));
+        let (pid, exit) = reaper.spawn(&mut command, true, logs).map_err(|source| {
+            EnvError::Spawn { program: spec.bootstrap.display().to_string(), source }
         })?;
         let phase = api.phase();
         let env = BuiltinEnv {
@@ -312,6 +312,7 @@ mod tests {
             vars: Vec::new(),
             arn: "arn:aws:lambda:us-east-1:000000000000:function:fixture".into(),
             timeout: Duration::from_secs(5),
+            logs: None,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct Spec {
     pub arn: Arc<str>,
     /// How long one invocation may run (the template's `Timeout`).
     pub timeout: Duration,
+    /// Where its environments' output goes: through the gateway, bounded
+    /// and counted in these metrics ([`crate::logs`]), or, when `None`,
+    /// straight to the gateway's own stdout and stderr.
+    pub logs: Option<crate::metrics::Metrics>,
 }
 
 /// One invocation, as the pool hands it to an environment.

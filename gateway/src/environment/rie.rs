@@ -184,9 +184,10 @@ impl RieEnv {
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        let (pid, exit) = reaper.spawn(&mut command, false).map_err(|source| EnvError::Spawn {
-            program: launcher.rie.display().to_string(),
-            source,
+        // The RIE passes the function's output on as its own.
+        let logs = spec.logs.as_ref().map(|metrics| (&spec.function, metrics));
+        let (pid, exit) = reaper.spawn(&mut command, false, logs).map_err(|source| {
+            EnvError::Spawn { program: launcher.rie.display().to_string(), source }
         })?;
         let mut env = RieEnv {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
