@@ -196,7 +196,11 @@ unit: $(TOOLS_OK) $(LOADTEST_OK) $(ORIGINAL_OK)
 # session, and the checks that hold files in step (pins, routes, template).
 e2e: $(TOOLS_OK) $(RIE_STAMP) $(LOADTEST_OK)
 	mkdir -p target
+	rm -rf target/reliability
 	cargo test -p e2e --locked 2>&1 | tee target/e2e.log
+	@# The attack tests' figures, for the README's reliability table.
+	python3 tools/results.py record reliability target/reliability
+	python3 tools/results.py render
 	@$(MAKE) --no-print-directory test-summary
 
 # Adds up cargo's per-binary "test result" lines and unittest's "Ran N tests",

@@ -7,6 +7,7 @@
     results.py record node FILE       # tools/k8s/node-test.sh's numbers
     results.py record hpa FILE        # tools/k8s/hpa.py's settled counts
     results.py record instructions FILE  # tools/instructions.py's callgrind counts
+    results.py record reliability DIR # make e2e's attack tests (target/reliability/*.json)
     results.py render [FILE.md]       # rewrite the generated tables (default: README.md and docs/*.md)
     results.py cost [PNG]             # chart cost per hour against request rate (matplotlib)
 
@@ -92,6 +93,17 @@ def load() -> dict:
 
 def record(kind: str, path: str) -> None:
     data = load()
+    if kind == "reliability":
+        # make e2e's attack tests, one file each (target/reliability/*.json).
+        section = {f.stem: json.loads(f.read_text()) for f in sorted(Path(path).glob("*.json"))}
+        if not section:
+            sys.exit(f"no figures in {path}")
+        for key, value in provenance().items():
+            section.setdefault(key, value)
+        data[kind] = section
+        RESULTS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        print(f"recorded {kind} in {RESULTS.relative_to(ROOT)}")
+        return
     text = Path(path).read_text()
     if kind == "compute":
         section = {"cases": parse_divan(text)}
@@ -629,6 +641,33 @@ def render_instructions(i: dict) -> str:
             f"(the functions run outside it). " + stamp(i))
 
 
+def render_reliability(r: dict) -> str:
+    """make e2e's attacks on a 128 MiB pod (e2e/tests/gateway.rs)."""
+    rows = ["| Attack | What the pod did |", "|---|---|"]
+    if "slow-clients" in r:
+        c = r["slow-clients"]
+        rows.append(
+            f"| {c['slow_heads']:,} clients trickling request heads and {c['slow_bodies']} trickling 6 MB "
+            f"bodies, for {c['seconds']} s, from one machine | a fresh client's `/ping` every quarter second: "
+            f"{c['fresh_requests'] - c['fresh_failed']} of {c['fresh_requests']} answered 200 within 1 s, the "
+            f"slowest in {c['slowest_ms']:.0f} ms; {c['evicted']:,.0f} slow connections closed to make room; "
+            f"the gateway's peak memory {c['gateway_peak_rss_kb'] / 1024:.0f} MiB, the pod's "
+            f"{c['pod_peak_kb'] / 1024:.0f} of {c['limit_kb'] / 1024:.0f} MiB, {c['oom_kills']} OOM kills |")
+    if "flood" in r:
+        f = r["flood"]
+        rows.append(
+            f"| A function writing {f['output_mb']} MB of output an invocation | {f['log_bytes'] / 2**20:.1f} MiB "
+            f"reached the log, {f['dropped_bytes'] / 1e6:.0f} MB dropped and counted (a 100 MB line cut to "
+            f"16 KiB); `/ping` meanwhile at worst {f['slowest_ping_ms']:.0f} ms; the gateway's memory "
+            f"{f['rss_idle_kb'] / 1024:.1f} MiB before, {f['rss_peak_kb'] / 1024:.1f} MiB at its peak |")
+    if "forks" in r:
+        k = r["forks"]
+        rows.append(
+            f"| A function whose children ignore SIGTERM | the gateway stopped in {k['shutdown_ms']:.0f} ms of "
+            f"its {k['grace_s']} s grace, nothing left running |")
+    return "\n".join(rows) + "\n\n" + stamp(r)
+
+
 def render_headline(s: dict) -> str:
     b, r, nginx = s["builtin"], s.get("rie"), s.get("nginx_ping", {})
     m = cost_model(s)
@@ -658,7 +697,8 @@ def render_headline(s: dict) -> str:
 BLOCKS = (("headline", "stack", render_headline), ("compute", "compute", render_compute),
           ("stack", "stack", render_stack), ("loadtest", "loadtest", render_loadtest),
           ("cost", "stack", render_cost), ("node", "node", render_node), ("hpa", "hpa", render_hpa),
-          ("instructions", "instructions", render_instructions))
+          ("instructions", "instructions", render_instructions),
+          ("reliability", "reliability", render_reliability))
 
 
 def documents() -> list[Path]:

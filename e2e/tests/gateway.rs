@@ -829,6 +829,14 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
         cgroup_peak / 1024,
         LIMIT / 1024
     );
+    record_reliability(
+        "slow-clients",
+        json!({"slow_heads": SLOW_HEADS, "slow_bodies": SLOW_BODIES, "seconds": SECONDS,
+               "fresh_requests": answers.len(), "fresh_failed": failed.len(),
+               "slowest_ms": slowest.as_secs_f64() * 1e3, "evicted": evicted, "attacker_cut": cut,
+               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": cgroup_peak / 1024,
+               "limit_kb": LIMIT / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+    );
     assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
     assert!(failed.is_empty(), "fresh clients shut out: {failed:?}");
     assert!(evicted > 0.0, "the flood never reached the cap: the test tests nothing");
@@ -887,6 +895,12 @@ fn a_function_that_floods_its_logs_costs_neither_memory_nor_the_other_routes() {
         flooded.as_ref().map(|r| r.status),
         pings.len()
     );
+    record_reliability(
+        "flood",
+        json!({"output_mb": 200, "log_bytes": log_bytes, "dropped_bytes": dropped,
+               "pings": pings.len(), "slowest_ping_ms": slowest.as_secs_f64() * 1e3,
+               "rss_idle_kb": idle_kb, "rss_peak_kb": peak_kb}),
+    );
     assert_eq!(flooded.map(|r| r.status), Ok(200));
     assert!(pings.len() >= 5, "too few pings to say: {}", pings.len());
     assert!(pings.iter().all(|(r, _)| *r == Ok(200)), "{pings:?}");
@@ -944,11 +958,20 @@ fn children_that_ignore_sigterm_do_not_outlive_the_gateway() {
         thread::sleep(Duration::from_millis(20));
     }
     eprintln!("shutdown with children ignoring SIGTERM: {took:?}");
+    record_reliability("forks", json!({"shutdown_ms": took.as_secs_f64() * 1e3, "grace_s": 10}));
     assert!(
         processes_mentioning(&marker).is_empty(),
         "left running: {:?}",
         processes_mentioning(&marker)
     );
+}
+
+/// Writes a reliability test's figures to `target/reliability/NAME.json`,
+/// which `make e2e` records in results/results.json for the README.
+fn record_reliability(name: &str, figures: serde_json::Value) {
+    let dir = workspace_root().join("target/reliability");
+    std::fs::create_dir_all(&dir).expect("target/reliability");
+    std::fs::write(dir.join(format!("{name}.json")), figures.to_string()).expect("write figures");
 }
 
 /// The value of an unlabelled metric.

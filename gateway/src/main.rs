@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         // Listening for the signals before anything else: as PID 1, a signal
         // nobody handles is dropped.
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let listener = gateway::server::listen(config.listen)?;
         let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
         gateway::run(config, template, listener, admin, shutdown).await
     });

@@ -29,6 +29,22 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// at most 16 MiB of head buffers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// The kernel's queue of connections not yet accepted on the public port,
+/// as long as the system allows (`net.core.somaxconn`, 4,096 by default):
+/// under a flood of connections the accept loop closes one for each it
+/// takes in, and a queue that overflows meanwhile drops a fresh client's
+/// connection, which then retries only a second later.
+pub const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a queue of [`BACKLOG`] connections.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// The accept loop both ports share: each connection accepted is given a
 /// place among `connections` (at the cap, a connection waiting for a
 /// request head gives way; see [`crate::connections`]) and handed to
