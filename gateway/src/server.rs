@@ -38,8 +38,11 @@ pub const BACKLOG: u32 = 4096;
 
 /// A listener on `addr` with a queue of [`BACKLOG`] connections.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket =
-        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
