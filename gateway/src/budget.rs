@@ -132,6 +132,28 @@ impl Account {
         }
     }
 
+    /// A new, empty account of the same budget: for bytes that are to be
+    /// given back if what they hold is thrown away (a read that fails), and
+    /// otherwise moved into this one ([`Account::absorb`]).
+    pub fn sibling(&self) -> Account {
+        let Some(charged) = &self.charged else { return Account::unlimited() };
+        let sibling = Charged { bytes: charged.bytes.clone(), permit: Mutex::new(None) };
+        Account { charged: Some(Arc::new(sibling)) }
+    }
+
+    /// Moves what `other` holds into this account.
+    pub fn absorb(&self, other: Account) {
+        let (Some(charged), Some(theirs)) = (&self.charged, &other.charged) else { return };
+        let taken = theirs.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(taken) = taken {
+            let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *permit {
+                Some(permit) => permit.merge(taken),
+                None => *permit = Some(taken),
+            }
+        }
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         let Some(charged) = &self.charged else { return 0 };

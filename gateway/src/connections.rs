@@ -34,7 +34,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
@@ -46,8 +46,16 @@ pub struct Connections {
     /// When the registry was made: the origin of the states' clocks.
     epoch: Instant,
     inner: Mutex<Inner>,
-    /// Told whenever a connection ends.
-    freed: Notify,
+    wake: Arc<Wake>,
+}
+
+/// How a new connection waiting for room learns of it: a connection ended,
+/// or one went back to waiting for a head (and so may be closed).
+#[derive(Debug, Default)]
+struct Wake {
+    notify: Notify,
+    /// Whether a new connection waits for room now.
+    blocked: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +81,7 @@ pub struct State {
     /// began waiting for a request head, plus one; `0` while it serves one.
     waiting_since: AtomicU64,
     epoch: Instant,
+    wake: Arc<Wake>,
 }
 
 impl State {
@@ -88,6 +97,16 @@ impl State {
     /// The request is answered: the connection waits for the next head.
     pub fn waiting(&self) {
         self.waiting_since.store(self.now(), Ordering::Relaxed);
+        if self.wake.blocked.load(Ordering::Relaxed) {
+            self.wake.notify.notify_one();
+        }
+    }
+
+    /// Marks the connection serving until the guard is dropped (the answer
+    /// given, or the request's future dropped or panicked).
+    pub fn serving_until_dropped(self: &Arc<Self>) -> Serving {
+        self.serving();
+        Serving(self.clone())
     }
 
     /// Since when it has waited for a head (microseconds after the epoch),
@@ -97,6 +116,16 @@ impl State {
             0 => None,
             t => Some(t),
         }
+    }
+}
+
+/// A connection serving a request; waiting again when dropped.
+#[derive(Debug)]
+pub struct Serving(Arc<State>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.waiting();
     }
 }
 
@@ -114,7 +143,7 @@ pub struct Place {
 impl Drop for Place {
     fn drop(&mut self) {
         self.connections.lock().open.remove(&self.id);
-        self.connections.freed.notify_one();
+        self.connections.wake.notify.notify_one();
     }
 }
 
@@ -134,7 +163,7 @@ impl Connections {
             cap: cap.max(1),
             epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
-            freed: Notify::new(),
+            wake: Arc::new(Wake::default()),
         })
     }
 
@@ -160,7 +189,7 @@ impl Connections {
         let mut how = Admitted::Room;
         loop {
             // Registered before looking, so that an end in between is seen.
-            let freed = self.freed.notified();
+            let freed = self.wake.notify.notified();
             {
                 let mut inner = self.lock();
                 if inner.open.len() >= self.cap
@@ -174,30 +203,43 @@ impl Connections {
                 if inner.open.len() < self.cap {
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    let state =
-                        Arc::new(State { waiting_since: AtomicU64::new(0), epoch: self.epoch });
+                    let state = Arc::new(State {
+                        waiting_since: AtomicU64::new(0),
+                        epoch: self.epoch,
+                        wake: self.wake.clone(),
+                    });
                     state.waiting();
                     let (close, closed) = oneshot::channel();
                     inner.open.insert(id, Entry { ip, state: state.clone(), close: Some(close) });
                     let place = Place { id, connections: self.clone(), state, closed };
+                    self.wake.blocked.store(false, Ordering::Relaxed);
                     return (place, how);
                 }
+                // Every connection serves a request: wait until one ends or
+                // goes back to waiting for a head.
+                self.wake.blocked.store(true, Ordering::Relaxed);
             }
             freed.await;
         }
     }
 
     /// Closes the connection that has waited longest for a head, among
-    /// those of the address with the most connections waiting; `None` if
-    /// no connection waits.
+    /// those of the address with the most connections waiting (of
+    /// addresses with as many, the one whose oldest has waited longest);
+    /// `None` if no connection waits.
     fn evict(&self, inner: &mut Inner) -> Option<Admitted> {
-        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        // Per address: connections waiting, and the oldest one's time.
+        let mut per_ip: HashMap<IpAddr, (usize, u64)> = HashMap::new();
         for entry in inner.open.values() {
-            if entry.state.waiting_since().is_some() {
-                *per_ip.entry(entry.ip).or_default() += 1;
+            if let Some(since) = entry.state.waiting_since() {
+                let (count, oldest) = per_ip.entry(entry.ip).or_insert((0, u64::MAX));
+                *count += 1;
+                *oldest = (*oldest).min(since);
             }
         }
-        let (&ip, _) = per_ip.iter().max_by_key(|(_, n)| **n)?;
+        let (&ip, _) = per_ip
+            .iter()
+            .max_by_key(|(_, (count, oldest))| (*count, std::cmp::Reverse(*oldest)))?;
         let (&id, since) = inner
             .open
             .iter()
@@ -275,11 +317,31 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!waiting.is_finished(), "no place while both serve");
-        // One finishes its request and waits for the next: it gives way.
+        // One finishes its request and waits for the next: the newcomer
+        // takes its place at once, though no connection has ended.
         b.state.waiting();
-        drop(a);
-        assert_eq!(waiting.await.expect("admitted"), Admitted::Room);
-        drop(b);
+        let admitted = tokio::time::timeout(Duration::from_millis(1), waiting).await;
+        assert!(
+            matches!(admitted, Ok(Ok(Admitted::Evicted { .. }))),
+            "the newcomer waited for a connection to end: {admitted:?}"
+        );
+        drop((a, b));
+    }
+
+    /// Many addresses with one connection each (a botnet, an IPv6 range):
+    /// the one that has waited longest goes, never a newcomer.
+    #[tokio::test(start_paused = true)]
+    async fn among_addresses_holding_as_many_the_longest_waiting_goes() {
+        let connections = Connections::new(8);
+        let mut places = Vec::new();
+        for last in 1..=8 {
+            places.push(connections.admit(ip(last)).await.0);
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let (_new, how) = connections.admit(ip(9)).await;
+        assert_eq!(how, Admitted::Evicted { ip: ip(1), waited_ms: 80 });
+        assert!(places[0].closed.try_recv().is_ok());
+        assert!(places[1..].iter_mut().all(|p| p.closed.try_recv().is_err()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -75,8 +75,9 @@ pub struct Pool {
     failing: Mutex<Failing>,
 }
 
-/// A function whose new environments keep failing (a bootstrap that exits
-/// at start, an init error, a missing binary): each start costs a process,
+/// A function whose new environments keep failing before their first
+/// invocation (a bootstrap that exits at start, an init error): each start
+/// costs a process,
 /// so after a failure the next start waits, as Lambda's own init failures
 /// are retried no sooner than the next invocation, and the wait doubles with
 /// each failure in a row, from [`START_BACKOFF`] to [`MAX_START_BACKOFF`].
@@ -262,10 +263,14 @@ impl Pool {
                 self.counted.invocation(started.elapsed().as_secs_f64(), cold);
                 let alive = env.is_alive();
                 if cold {
-                    // A new environment that ended with an error on its first
-                    // invocation (exited at start, failed its init) backs
-                    // the next start off; one that answered ends a back-off.
-                    let failed = !alive && matches!(output, Output::Error { .. });
+                    // A new environment that ended with an error before its
+                    // runtime asked for the invocation (exited at start,
+                    // failed its init) backs the next start off; one that
+                    // crashed on the invocation itself does not (an input
+                    // may do that, and one client must not shut the function
+                    // off for the others); one that answered ends a back-off.
+                    let failed =
+                        !alive && !env.initialized() && matches!(output, Output::Error { .. });
                     self.first_invocation(failed.then_some(&output));
                 }
                 if alive {
@@ -410,6 +415,7 @@ mod tests {
                 Box::new(Reply::Payload(Bytes::from(invocation.request_id.clone()))),
             ),
             _ if event == "exit" => Reply::Exit,
+            _ if event == "exit-at-start" => Reply::ExitAtStart,
             _ if event == "hang" => Reply::Hang,
             _ => Reply::Break,
         }
@@ -535,8 +541,6 @@ mod tests {
         let (pool, record, _) = pool(1, 8);
         let (out, _) = run(&pool, "a", "exit", LONG).await.expect("a");
         assert!(matches!(out, Ok(Output::Error { .. })), "{out:?}");
-        // Past the back-off its failure earned (see below).
-        tokio::time::sleep(START_BACKOFF).await;
         let (out, _) = run(&pool, "b", "break", LONG).await.expect("b");
         assert!(matches!(out, Err(InvokeError::Environment(_))), "{out:?}");
         assert!(same(&run(&pool, "c", "ok:1", LONG).await.expect("c").0, &ok("c")));
@@ -545,10 +549,11 @@ mod tests {
         assert_eq!(pool.live(), 1);
     }
 
-    /// A function whose environments exit on their first invocation costs a
-    /// process per back-off period, not per request: in between, requests
-    /// get the last failure's answer at once; the wait doubles with each
-    /// failure in a row; one environment that answers ends it.
+    /// A function whose environments exit before their first invocation
+    /// costs a process per back-off period, not per request: in between,
+    /// requests get the last failure's answer at once; the wait doubles with
+    /// each failure in a row; one environment that answers ends it. One that
+    /// crashes on its invocation (as an input may make it) backs nothing off.
     #[tokio::test(start_paused = true)]
     async fn new_environments_that_keep_failing_are_started_no_faster_than_the_back_off() {
         let (pool, record, metrics) = pool(2, 8);
@@ -557,7 +562,7 @@ mod tests {
         // One request every 10 ms for 1.6 s, each to an environment that exits.
         for i in 0..160 {
             let before = record.started.load(Ordering::SeqCst);
-            let (out, _) = run(&pool, "x", "exit", LONG).await.expect("x");
+            let (out, _) = run(&pool, "x", "exit-at-start", LONG).await.expect("x");
             assert!(matches!(&out, Ok(Output::Error { .. })), "request {i}: {out:?}");
             if record.started.load(Ordering::SeqCst) > before {
                 starts.push(start.elapsed().as_millis() as u64);
@@ -572,13 +577,18 @@ mod tests {
         // Once past the back-off, an environment that answers ends it.
         tokio::time::sleep(MAX_START_BACKOFF).await;
         assert!(same(&run(&pool, "y", "ok:1", LONG).await.expect("y").0, &ok("y")));
-        let (out, _) = run(&pool, "z", "exit", LONG).await.expect("z");
-        assert!(matches!(out, Ok(Output::Error { .. })));
         assert_eq!(
             record.invoked.load(Ordering::SeqCst),
-            7,
+            6,
             "ran only on the environments started"
         );
+        // Crashes on the invocation itself: every request gets a fresh
+        // environment, none is turned away.
+        for id in ["z1", "z2", "z3"] {
+            let (out, _) = run(&pool, id, "exit", LONG).await.expect("z");
+            assert!(matches!(out, Ok(Output::Error { .. })));
+        }
+        assert_eq!(record.invoked.load(Ordering::SeqCst), 9);
     }
 
     #[tokio::test(start_paused = true)]

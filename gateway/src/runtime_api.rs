@@ -424,13 +424,17 @@ async fn finish(
     if let Some(refused) = check_id(shared, id, error_type.is_some()) {
         return refused;
     }
-    // The answer is charged to the invocation's account as it is read.
+    // The answer is charged as it is read, to an account of its own that
+    // joins the invocation's once the answer is taken (a post that breaks
+    // off, or a second one, gives its bytes back).
     let account = shared
         .lock()
         .running
         .as_ref()
+        .filter(|(running, _)| running.request_id == id)
         .map_or_else(Account::unlimited, |(running, _)| running.account.clone());
-    let payload = read_payload(request, &account).await;
+    let read = account.sibling();
+    let payload = read_payload(request, &read).await;
     if let Err(refused @ Refused::Unreadable) = &payload {
         // The post broke off: the invocation is still the runtime's to
         // answer (it may post again), not a failure of the function.
@@ -451,6 +455,7 @@ async fn finish(
     };
     match payload {
         Ok(payload) => {
+            account.absorb(read);
             let result = match error_type {
                 None => Reply::Response(payload),
                 Some(error_type) => Reply::Error { error_type, payload },

@@ -219,13 +219,13 @@ pub async fn run(
         let client = Arc::new(Client::new(remote));
         let state = place.state.clone();
         let service = layered(move |request: Request<Incoming>| {
-            let (gateway, client, state) = (gateway.clone(), client.clone(), state.clone());
-            // Busy from the head's arrival until the answer: a connection
-            // in a request is never the one to give way.
-            state.serving();
+            let (gateway, client) = (gateway.clone(), client.clone());
+            // Busy from the head's arrival until the answer (or a panic):
+            // a connection in a request is never the one to give way.
+            let serving = state.serving_until_dropped();
             async move {
                 let response = gateway.handle(request, &client).await;
-                state.waiting();
+                drop(serving);
                 response
             }
         });

@@ -46,6 +46,10 @@ pub enum Reply {
     /// Its runtime exits during the invocation: a function error, and the
     /// environment is gone.
     Exit,
+    /// Its runtime exits before it ever asks for an invocation (a failed
+    /// init): a function error, the environment gone, and the function's
+    /// next start backed off.
+    ExitAtStart,
     /// The environment breaks under the invocation (its connection drops).
     Break,
     /// Never answers.
@@ -139,6 +143,7 @@ impl Launcher for Fake {
                 id: IDS.fetch_add(1, Ordering::Relaxed),
                 fresh: true,
                 alive: true,
+                initialized: true,
                 script: self.script.clone(),
                 record: self.record.clone(),
             };
@@ -151,6 +156,7 @@ struct FakeEnv {
     id: u64,
     fresh: bool,
     alive: bool,
+    initialized: bool,
     script: Script,
     record: Arc<Record>,
 }
@@ -167,6 +173,9 @@ impl Environment for FakeEnv {
     }
     fn fresh(&self) -> bool {
         self.fresh
+    }
+    fn initialized(&self) -> bool {
+        self.initialized
     }
     fn is_alive(&self) -> bool {
         self.alive
@@ -204,7 +213,8 @@ impl Environment for FakeEnv {
                         });
                         Ok(Output::Error { error_type, payload: Bytes::from(payload.to_string()) })
                     }
-                    Reply::Exit => {
+                    Reply::Exit | Reply::ExitAtStart => {
+                        self.initialized = !matches!(reply, Reply::ExitAtStart);
                         self.alive = false;
                         Ok(Output::Error {
                             error_type: "Runtime.ExitError".into(),

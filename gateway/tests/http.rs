@@ -213,13 +213,9 @@ async fn function_failures_are_the_http_apis_500_and_a_broken_environment_a_502(
         });
     let gw = Running::start(config(&[]), api(), fakes).await;
     assert_eq!(message(&gw.get("/ping").await), msg(500, "Internal Server Error"));
-    // A runtime that exits: a 500; the next request at once gets the same
-    // 500 without a new environment (its starts are backed off), one after
-    // the back-off a new environment.
+    // A runtime that exits during its invocation: a 500, and the next
+    // request gets a new environment.
     assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
-    assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
-    assert_eq!(Record::count(&gw.record("hello").started), 1);
-    tokio::time::sleep(gateway::pool::START_BACKOFF).await;
     assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
     assert_eq!(Record::count(&gw.record("hello").started), 2);
     // An answer that is not a response, or an environment that breaks: 502.
@@ -464,6 +460,27 @@ async fn a_body_the_budget_can_never_hold_is_a_413_and_one_it_cannot_hold_now_a_
     let m = metrics(&gw).await;
     assert!(m.contains("kf_gateway_memory_budget_refusals_total 1"), "{m}");
     let gw = std::sync::Arc::into_inner(gw).expect("the only owner");
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_function_that_fails_to_start_is_started_again_only_after_a_back_off() {
+    let fakes = Fakes::new().script("hello", |_| Reply::ExitAtStart);
+    let gw = Running::start(config(&[]), api(), fakes).await;
+    // A runtime that exits before its first invocation: a 500; the next
+    // request at once gets the same 500 without a new environment, one
+    // after the back-off a new environment.
+    assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
+    assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
+    assert_eq!(Record::count(&gw.record("hello").started), 1);
+    tokio::time::sleep(gateway::pool::START_BACKOFF).await;
+    assert_eq!(message(&gw.post("/api/v1/hello", "{}").await), msg(500, "Internal Server Error"));
+    assert_eq!(Record::count(&gw.record("hello").started), 2);
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains(r#"kf_gateway_environment_starts_suppressed_total{function="hello"} 1"#),
+        "{m}"
+    );
     gw.stop().await.expect("a clean stop");
 }
 

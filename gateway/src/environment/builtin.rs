@@ -172,6 +172,10 @@ impl Environment for BuiltinEnv {
         self.fresh
     }
 
+    fn initialized(&self) -> bool {
+        *self.phase.borrow() == Phase::Ready
+    }
+
     fn is_alive(&self) -> bool {
         !self.stopped
             && !self.broken

@@ -121,6 +121,12 @@ pub trait Environment: Send + Debug {
     fn fresh(&self) -> bool;
     /// Whether it can take another invocation.
     fn is_alive(&self) -> bool;
+    /// Whether its runtime finished its init (asked for an invocation): an
+    /// environment that ends before that failed to start; one that ends
+    /// after it failed an invocation, which an input may cause.
+    fn initialized(&self) -> bool {
+        true
+    }
     /// Runs its init ahead of the first invocation and waits for it to end.
     fn warm(&mut self) -> BoxFuture<'_, Result<(), EnvError>>;
     /// Runs one invocation. The caller holds the environment exclusively
