@@ -1,7 +1,8 @@
 //! The two kinds of execution environment side by side, below HTTP: every
 //! recorded event (API Gateway HTTP API and REST API, ALB, Function URL),
 //! sent to every function through the gateway's built-in Runtime API and
-//! through the real AWS RIE, gives the same output.
+//! through the real AWS RIE, gives the same output; and an Invoke API
+//! caller's client context reaches the runtime the same way through both.
 //!
 //! A test binary of its own: the gateway's reaper reaps every child of the
 //! process (`waitpid(-1)`), which would race with other tests' children.
@@ -66,6 +67,7 @@ async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
         account: gateway::budget::Account::unlimited(),
         request_id: "conformance-1".into(),
         event: event.clone(),
+        client_context: None,
         deadline: SystemTime::now() + Duration::from_secs(30),
     };
     let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
@@ -119,5 +121,65 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
             ours.stop(Duration::from_secs(2)).await;
             theirs.stop(Duration::from_secs(2)).await;
         }
+        the_client_context_reaches_the_runtime_the_same_through_both_kinds(&reaper, rie_path).await;
     });
+}
+
+/// An Invoke API caller's client context reaches the runtime the same way
+/// through both kinds (`Lambda-Runtime-Client-Context`, its JSON decoded),
+/// and no context is no header: `fixtures/runtimes/context.sh` answers with
+/// the header's value, or `null`.
+///
+/// Run by the test above, in its runtime and with its reaper: a second test
+/// in this binary would run beside it, and its reaper reap the first's
+/// children (and cargo).
+async fn the_client_context_reaches_the_runtime_the_same_through_both_kinds(
+    reaper: &Reaper,
+    rie_path: std::path::PathBuf,
+) {
+    {
+        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-client-context");
+        let dir = image.join("functions").join("ping");
+        std::fs::create_dir_all(&dir).expect("image dir");
+        let runtimes = e2e::workspace_root().join("fixtures/runtimes");
+        std::fs::copy(runtimes.join("context.sh"), dir.join("bootstrap")).expect("bootstrap");
+        std::fs::copy(runtimes.join("runtime.sh"), dir.join("runtime.sh")).expect("runtime.sh");
+        let template = gateway::template::load(&e2e::template_path(), &[], "us-east-1")
+            .expect("template.yaml");
+        let function = template.functions.iter().find(|f| f.name == "ping").expect("ping");
+        let functions_dir = image.join("functions");
+        let config = Config::try_parse_from([
+            "gateway",
+            "--functions-dir",
+            functions_dir.to_str().expect("a UTF-8 path"),
+        ])
+        .expect("config");
+        let spec = gateway::function_spec(&config, function);
+        let mut ours = Builtin::new(spec.clone()).start(reaper, false).await.expect("built-in");
+        let mut theirs = Rie::new(spec, rie_path).start(reaper, false).await.expect("RIE");
+        let context = r#"{"client":{"installationId":"i"},"custom":{"k":"v"},"env":{}}"#;
+        for (given, expected) in [(Some(context), context), (None, "null")] {
+            for env in [&mut ours, &mut theirs] {
+                let invocation = Invocation {
+                    account: gateway::budget::Account::unlimited(),
+                    request_id: "context-1".into(),
+                    event: Bytes::from_static(b"{}"),
+                    client_context: given.map(str::to_owned),
+                    deadline: SystemTime::now() + Duration::from_secs(30),
+                };
+                let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
+                    .await
+                    .expect("an answer within 30 s")
+                    .expect("the environment answers");
+                assert_eq!(
+                    output,
+                    Output::Response(Bytes::from(expected)),
+                    "environment {}",
+                    env.id()
+                );
+            }
+        }
+        ours.stop(Duration::from_secs(2)).await;
+        theirs.stop(Duration::from_secs(2)).await;
+    }
 }

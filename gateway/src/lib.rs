@@ -11,6 +11,8 @@
 //! it) and back. Every answer the gateway gives itself, instead of a
 //! function, is a [`refusal::Refusal`], with one response each.
 //!
+//! * [`invoke_api`]: Lambda's Invoke API on the admin port: a function
+//!   called by name, through the same queue and budget.
 //! * [`config`]: flags and environment variables.
 //! * [`connections`]: the connections a port holds, and which gives way
 //!   to a new one at the cap (the slow-client defence).
@@ -38,6 +40,7 @@ pub mod environment;
 pub mod event;
 pub mod ids;
 pub mod intake;
+pub mod invoke_api;
 pub mod logs;
 pub mod metrics;
 pub mod pool;
@@ -58,6 +61,7 @@ use config::{Config, Emulator, LogFormat};
 use environment::builtin::Builtin;
 use environment::rie::Rie;
 use environment::{Launcher, Spec};
+use invoke_api::InvokeApi;
 use metrics::Metrics;
 use pool::Pool;
 use proxy::Gateway;
@@ -125,8 +129,6 @@ pub async fn serve(
     let reaper = Reaper::start()?;
     let metrics = Metrics::new();
     let router = Router::new(&template.routes, serves);
-    // The functions this pod runs: those of its routes, and the authorizers
-    // in front of them.
     let authorizer_names: Vec<&str> =
         router.routes().iter().filter_map(|r| r.authorizer.as_deref()).collect();
     let authorizer_specs: Vec<&AuthorizerSpec> = template
@@ -134,12 +136,12 @@ pub async fn serve(
         .iter()
         .filter(|a| authorizer_names.contains(&a.name.as_str()))
         .collect();
-    let runs = |name: &str| {
-        router.routes().iter().any(|r| &*r.function == name)
-            || authorizer_specs.iter().any(|a| a.function == name)
-    };
+    // Those it serves (their routes, and by name the Invoke API), and the
+    // authorizers in front of their routes.
+    let runs = |name: &str| serves(name) || authorizer_specs.iter().any(|a| a.function == name);
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
     let mut pools = HashMap::new();
+    let mut targets = Vec::new();
     for function in template.functions.iter().filter(|f| runs(&f.name)) {
         // The functions' output passes through the gateway, bounded.
         let spec = Spec { logs: Some(metrics.clone()), ..function_spec(&config, function) };
@@ -150,8 +152,12 @@ pub async fn serve(
         }
         // ReservedConcurrentExecutions caps the function's environments.
         let max_envs = function.reserved_concurrency.map_or(envs, |n| n.min(envs));
-        let pool = Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue);
-        pools.insert(Arc::<str>::from(function.name.as_str()), Arc::new(pool));
+        let arn = launcher.spec().arn.clone();
+        let pool =
+            Arc::new(Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue));
+        let target = invoke_api::Target { pool: pool.clone(), arn, timeout: function.timeout };
+        targets.push((vec![function.name.clone(), function.logical_id.clone()], target));
+        pools.insert(Arc::<str>::from(function.name.as_str()), pool);
     }
     let mut authorizers = HashMap::new();
     for spec in authorizer_specs {
@@ -177,6 +183,13 @@ pub async fn serve(
         throttle = config.throttle,
         "gateway starting"
     );
+    let invoke = Arc::new(InvokeApi::new(
+        targets,
+        budget.clone(),
+        metrics.clone(),
+        config.region.clone(),
+        config.access_log,
+    ));
     let local_port = listener.local_addr()?.port();
     let gateway = Arc::new(Gateway::new(proxy::Components {
         router,
@@ -211,7 +224,7 @@ pub async fn serve(
     }
     let timing = server::Shutdown { delay: config.shutdown_delay, grace: config.grace };
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), async {
+    let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), invoke, async {
         let _ = admin_stopped.await;
     }));
     server::run(listener, gateway.clone(), shutdown, timing, config.max_connections).await;

@@ -216,9 +216,22 @@ impl Pool {
     /// cost an environment.
     pub async fn invoke(
         &self,
+        admitted: Admission,
+        request_id: &str,
+        event: Bytes,
+        account: Account,
+        wait_until: Instant,
+    ) -> Result<Output, InvokeError> {
+        self.invoke_with(admitted, request_id, event, None, account, wait_until).await
+    }
+
+    /// [`Pool::invoke`] with the caller's client context (the Invoke API's).
+    pub async fn invoke_with(
+        &self,
         _admitted: Admission,
         request_id: &str,
         event: Bytes,
+        client_context: Option<String>,
         account: Account,
         wait_until: Instant,
     ) -> Result<Output, InvokeError> {
@@ -253,6 +266,7 @@ impl Pool {
             account,
             request_id: request_id.to_owned(),
             event,
+            client_context,
             deadline: SystemTime::now() + timeout,
         };
         self.counted.busy_add(1);

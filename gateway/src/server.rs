@@ -3,6 +3,7 @@
 //! port, and shutting down gracefully.
 
 use crate::connections::{Admitted, Connections, Place};
+use crate::invoke_api::{self, InvokeApi};
 use crate::metrics::Metrics;
 use crate::proxy::{Client, Gateway};
 use crate::refusal::Refusal;
@@ -131,11 +132,13 @@ where
 }
 
 /// Serves the admin port until `stop` resolves: `/metrics`, `/healthz` and
-/// `/readyz`, for Prometheus and the kubelet. The LoadBalancer's Service
+/// `/readyz`, for Prometheus and the kubelet, and Lambda's Invoke API
+/// ([`invoke_api`]) for the cluster's services. The LoadBalancer's Service
 /// does not expose it.
 pub async fn run_admin(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    invoke: Arc<InvokeApi>,
     stop: impl Future<Output = ()>,
 ) {
     let mut http = http1::Builder::new();
@@ -143,10 +146,22 @@ pub async fn run_admin(
     let connections = Connections::new(ADMIN_CONNECTIONS);
     let metrics = gateway.metrics().clone();
     accept_loop(&listener, connections, &metrics, stop, |stream, _, mut place| {
-        let gateway = gateway.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let response = gateway.own_endpoint(request.uri().path());
-            async move { Ok::<_, Infallible>(response) }
+        let (gateway, invoke) = (gateway.clone(), invoke.clone());
+        let state = place.state.clone();
+        let service = layered(move |request: Request<Incoming>| {
+            let (gateway, invoke) = (gateway.clone(), invoke.clone());
+            // An invocation may run for minutes: its connection is not
+            // one to give way.
+            let serving = state.serving_until_dropped();
+            async move {
+                let response = if request.uri().path().starts_with(invoke_api::PREFIX) {
+                    invoke.handle(request).await
+                } else {
+                    gateway.own_endpoint(request.uri().path())
+                };
+                drop(serving);
+                response
+            }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
@@ -159,8 +174,10 @@ pub async fn run_admin(
     .await;
 }
 
-/// Connections the admin port serves at once (a scraper and probes).
-const ADMIN_CONNECTIONS: usize = 16;
+/// Connections the admin port serves at once: a scraper, probes, and the
+/// cluster's callers of the Invoke API (what their requests hold is bounded
+/// by the memory budget; a connection's own buffers, ~10 KiB, by this).
+const ADMIN_CONNECTIONS: usize = 128;
 
 /// What a request whose handler panicked gets (the panic is a bug; the
 /// connection and the process survive it).

@@ -237,7 +237,7 @@ impl Environment for BuiltinEnv {
                 // ~140 bytes an invocation, 11 MB per 80,000). Lambda
                 // recycles its environments within hours; a pod's live on.
                 trace_id: None,
-                client_context: None,
+                client_context: invocation.client_context,
                 cognito_identity: None,
                 event: invocation.event,
                 account: invocation.account,
@@ -335,6 +335,7 @@ mod tests {
         let invocation = Invocation {
             request_id: "r-1".into(),
             event: Bytes::from_static(b"{}"),
+            client_context: None,
             account: crate::budget::Account::unlimited(),
             deadline: SystemTime::now() + Duration::from_secs(5),
         };
@@ -353,6 +354,7 @@ mod tests {
         let again = Invocation {
             request_id: "r-2".into(),
             event: Bytes::from_static(b"{}"),
+            client_context: None,
             account: crate::budget::Account::unlimited(),
             deadline: SystemTime::now() + Duration::from_secs(5),
         };

@@ -57,6 +57,9 @@ pub struct Invocation {
     pub request_id: String,
     /// The event.
     pub event: Bytes,
+    /// The caller's client context (JSON), as the Invoke API's
+    /// `X-Amz-Client-Context` gives it; `None` for the HTTP API's requests.
+    pub client_context: Option<String>,
     /// When the function's time is up (it is told so in
     /// `Lambda-Runtime-Deadline-Ms`; the pool enforces it).
     pub deadline: SystemTime,

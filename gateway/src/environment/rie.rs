@@ -16,6 +16,7 @@ use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec
 use crate::budget::{self, Account, ReadError};
 use crate::reaper::{Exit, Reaper, children_of, parent_of};
 use crate::runtime_api::MAX_PAYLOAD_BYTES;
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
@@ -39,6 +40,8 @@ const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
 /// The header that makes the RIE use our request id as the invocation id,
 /// so the function's logs and context carry the gateway's request id.
 const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+/// The Invoke API's client context, base64 of its JSON.
+const CLIENT_CONTEXT_HEADER: &str = "x-amz-client-context";
 /// Lambda's header for an invocation that ended in a function error.
 const FUNCTION_ERROR_HEADER: &str = "x-amz-function-error";
 /// How long a new RIE may take to listen before it counts as failed.
@@ -249,6 +252,7 @@ impl RieEnv {
         &mut self,
         request_id: &str,
         event: Bytes,
+        client_context: Option<&str>,
         account: &Account,
     ) -> Result<(StatusCode, Option<String>, Option<Bytes>), EnvError> {
         if let Some(how) = self.exit.borrow().clone() {
@@ -271,6 +275,13 @@ impl RieEnv {
             .map_err(|e| EnvError::Died(format!("invoke request: {e}")))?;
         if let Ok(id) = HeaderValue::from_str(request_id) {
             request.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
+        if let Some(context) = client_context {
+            // Lambda's Invoke API form, which the RIE takes as the caller's.
+            let encoded = base64::engine::general_purpose::STANDARD.encode(context);
+            if let Ok(value) = HeaderValue::from_str(&encoded) {
+                request.headers_mut().insert(CLIENT_CONTEXT_HEADER, value);
+            }
         }
         // `attach` always leaves a sender behind.
         let Some(sender) = self.sender.as_mut() else {
@@ -386,14 +397,20 @@ impl Environment for RieEnv {
         // The RIE starts its bootstrap on the first invocation: one the
         // function answers 404 to.
         Box::pin(async move {
-            self.call("prewarm", prewarm_event(), &Account::unlimited()).await.map(drop)
+            self.call("prewarm", prewarm_event(), None, &Account::unlimited()).await.map(drop)
         })
     }
 
     fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>> {
         Box::pin(async move {
-            let (status, function_error, body) =
-                self.call(&invocation.request_id, invocation.event, &invocation.account).await?;
+            let (status, function_error, body) = self
+                .call(
+                    &invocation.request_id,
+                    invocation.event,
+                    invocation.client_context.as_deref(),
+                    &invocation.account,
+                )
+                .await?;
             let Some(body) = body else { return Ok(Output::OverBudget) };
             Ok(match (status, function_error) {
                 (StatusCode::OK, None) => match rie_error_type(&body) {

@@ -1,0 +1,246 @@
+//! Lambda's Invoke API on the admin port, with the real server started in
+//! this process on 127.0.0.1:0 and each function a scripted fake: the
+//! names a function answers to, the invocation types, Lambda's errors, the
+//! client context, and the queue and budget shared with the HTTP API.
+//!
+//! The same API with real clients (boto3, `cargo lambda invoke`) and real
+//! functions, in both emulator modes, is in `e2e`.
+
+use bytes::Bytes;
+use gateway::testing::{self, Answer, Fakes, Record, Reply, Running, config, http, route};
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// `ping` and `hello` on routes, and `worker`, which has no route: a
+/// function only ever called by name.
+fn functions() -> gateway::template::Template {
+    let mut template =
+        testing::template(vec![route("ANY", "/ping", "ping"), route("ANY", "/hello", "hello")]);
+    template.functions.push(testing::function("worker"));
+    template
+}
+
+/// A fake that answers with its event as it came (the Invoke API's payload
+/// is the event, with no API Gateway wrapping).
+fn echo(invocation: &gateway::environment::Invocation) -> Reply {
+    Reply::Payload(invocation.event.clone())
+}
+
+/// `POST` of `payload` to `function`'s invocations (`name?query` puts the
+/// query after the path).
+fn invoke(function: &str, payload: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let (name, query) =
+        function.split_once('?').map_or((function, String::new()), |(n, q)| (n, format!("?{q}")));
+    let mut request = Request::post(format!("/2015-03-31/functions/{name}/invocations{query}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Full::new(Bytes::from(payload.to_owned()))).expect("a request")
+}
+
+/// Lambda's error: status, `X-Amzn-ErrorType`, body.
+fn error(answer: &Answer) -> (StatusCode, String, Value) {
+    (answer.status, answer.header("x-amzn-errortype").unwrap_or_default().to_owned(), answer.json())
+}
+
+#[tokio::test]
+async fn a_function_is_invoked_by_any_of_its_names_and_its_output_is_the_body() {
+    let fakes = Fakes::new().script("hello", echo).script("worker", echo);
+    let gw = Running::start(config(&[]), functions(), fakes).await;
+    let arn = "arn:aws:lambda:us-east-1:012345678912:function:hello";
+    for name in [
+        "hello",
+        "helloFunction",
+        "arn%3Aaws%3Alambda%3Aus-east-1%3A012345678912%3Afunction%3Ahello",
+        arn,
+        "012345678912:function:hello",
+        "hello%3A%24LATEST",
+        "worker",
+    ] {
+        let r = testing::send(gw.admin, invoke(name, r#"{"n": 42}"#, &[])).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text());
+        assert_eq!(r.json(), json!({"n": 42}), "{name}");
+        assert_eq!(r.header("x-amz-executed-version"), Some("$LATEST"));
+        assert_eq!(r.header("x-amz-function-error"), None);
+        assert!(r.header("x-amzn-requestid").is_some_and(|id| id.len() == 36));
+    }
+    // The payload reached the function as it was sent, not as an HTTP event.
+    assert_eq!(gw.record("hello").events()[0], json!({"n": 42}));
+    // `Qualifier`, as SDKs send it: only the version a pod runs.
+    let r = testing::send(gw.admin, invoke("hello?Qualifier=%24LATEST", "{}", &[])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // An empty payload is one too (the AWS CLI sends it without --payload).
+    let r = testing::send(gw.admin, invoke("worker", "", &[])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_function_error_is_a_200_marked_unhandled_with_the_errors_payload() {
+    let fakes = Fakes::new().script("hello", |_| Reply::Error("Boom".into()));
+    let gw = Running::start(config(&[]), functions(), fakes).await;
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(r.json()["errorType"], "Boom");
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn an_unknown_function_or_version_is_lambdas_404() {
+    let gw = Running::start(config(&[]), functions(), Fakes::new()).await;
+    let r = testing::send(gw.admin, invoke("nope", "{}", &[])).await;
+    assert_eq!(
+        error(&r),
+        (
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException".into(),
+            json!({
+                "Type": "User",
+                "message": "Function not found: arn:aws:lambda:us-east-1:012345678912:function:nope"
+            })
+        )
+    );
+    for name in
+        ["hello?Qualifier=3", "hello%3A3", "arn:aws:lambda:eu-west-1:012345678912:function:hello"]
+    {
+        let r = testing::send(gw.admin, invoke(name, "{}", &[])).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{name}");
+        assert_eq!(r.header("x-amzn-errortype"), Some("ResourceNotFoundException"), "{name}");
+    }
+    // Not an operation at all.
+    let r = testing::send(gw.admin, testing::get("/2015-03-31/functions/hello/invocations")).await;
+    assert_eq!(r.header("x-amzn-errortype"), Some("UnknownOperationException"));
+    gw.stop().await.expect("a clean stop");
+}
+
+/// A payload, its headers, and the status and error type they get.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+
+#[tokio::test]
+async fn bad_input_gets_lambdas_400s_and_413_and_the_function_never_runs() {
+    let gw = Running::start(config(&[]), functions(), Fakes::new()).await;
+    let cases: [Case; 6] = [
+        ("not json", &[], 400, "InvalidRequestContentException"),
+        ("{}", &[("x-amz-invocation-type", "Sometimes")], 400, "ValidationException"),
+        ("{}", &[("x-amz-log-type", "Everything")], 400, "ValidationException"),
+        ("{}", &[("x-amz-client-context", "bm90IGpzb24=")], 400, "InvalidParameterValueException"),
+        // Not served yet: refused, never ignored.
+        ("{}", &[("x-amz-invocation-type", "Event")], 400, "InvalidParameterValueException"),
+        ("{}", &[("x-amz-log-type", "Tail")], 400, "InvalidParameterValueException"),
+    ];
+    for (payload, headers, status, kind) in cases {
+        let r = testing::send(gw.admin, invoke("hello", payload, headers)).await;
+        assert_eq!(r.status.as_u16(), status, "{headers:?}: {}", r.text());
+        assert_eq!(r.header("x-amzn-errortype"), Some(kind), "{headers:?}");
+        assert!(!r.json()["message"].as_str().unwrap_or_default().is_empty(), "{headers:?}");
+    }
+    let big = "x".repeat(6 * 1024 * 1024 + 1);
+    let r = testing::send(gw.admin, invoke("hello", &big, &[])).await;
+    assert_eq!(
+        (r.status, r.header("x-amzn-errortype")),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestEntityTooLargeException"))
+    );
+    assert_eq!(Record::count(&gw.record("hello").invoked), 0);
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_dry_run_is_a_204_and_runs_nothing() {
+    let gw = Running::start(config(&[]), functions(), Fakes::new()).await;
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[("x-amz-invocation-type", "DryRun")]))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.body.is_empty());
+    assert_eq!(Record::count(&gw.record("hello").started), 0);
+    let r =
+        testing::send(gw.admin, invoke("nope", "{}", &[("x-amz-invocation-type", "DryRun")])).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn the_client_context_reaches_the_runtime_decoded() {
+    let fakes = Fakes::new().script("hello", |i| {
+        Reply::Payload(Bytes::from(i.client_context.clone().unwrap_or_else(|| "null".into())))
+    });
+    let gw = Running::start(config(&[]), functions(), fakes).await;
+    // base64 of {"custom":{"k":"v"}}
+    let context = ("x-amz-client-context", "eyJjdXN0b20iOnsiayI6InYifX0=");
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[context])).await;
+    assert_eq!(r.json(), json!({"custom": {"k": "v"}}));
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[])).await;
+    assert_eq!(r.json(), Value::Null);
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn both_doors_share_one_queue() {
+    // One environment, no queue: whoever holds it, the other door is full.
+    let fakes = Fakes::new()
+        .script("hello", |_| Reply::After(Duration::from_millis(400), Box::new(http(200, "{}"))));
+    let gw = Running::start(config(&["--envs", "1", "--queue", "0"]), functions(), fakes).await;
+    let addr = gw.addr;
+    let held =
+        tokio::spawn(async move { testing::send(addr, testing::post("/hello", "{}")).await });
+    // The HTTP request has its place once the fake has been invoked.
+    let record = gw.record("hello");
+    while Record::count(&record.invoked) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[])).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert_eq!(r.header("x-amzn-errortype"), Some("TooManyRequestsException"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["Reason"], "ConcurrentInvocationLimitExceeded");
+    assert_eq!(held.await.expect("the held request").status, StatusCode::OK);
+    // And the other way round.
+    let admin = gw.admin;
+    let held = tokio::spawn(async move { testing::send(admin, invoke("hello", "{}", &[])).await });
+    while Record::count(&record.invoked) < 2 {
+        tokio::task::yield_now().await;
+    }
+    let r = gw.post("/hello", "{}").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(held.await.expect("the held invocation").status, StatusCode::OK);
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn an_answer_the_budget_cannot_hold_is_a_429() {
+    // 3 MiB of budget; the function answers 2 MiB, which with its parsing
+    // costs more than is left.
+    let fakes =
+        Fakes::new().script("hello", |_| Reply::Payload(Bytes::from(vec![b' '; 2 * 1024 * 1024])));
+    let gw = Running::start(config(&["--memory-budget", "3Mi"]), functions(), fakes).await;
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[])).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert_eq!(r.header("x-amzn-errortype"), Some("TooManyRequestsException"));
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn the_invoke_api_is_not_on_the_public_port() {
+    let gw = Running::start(config(&[]), functions(), Fakes::new()).await;
+    let r = gw.send(invoke("hello", "{}", &[])).await;
+    assert_eq!((r.status, r.json()), (StatusCode::NOT_FOUND, json!({"message": "Not Found"})));
+    assert_eq!(Record::count(&gw.record("hello").invoked), 0);
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn invocations_are_counted_in_the_metrics() {
+    let gw = Running::start(config(&[]), functions(), Fakes::new()).await;
+    testing::send(gw.admin, invoke("hello", "{}", &[])).await;
+    testing::send(gw.admin, invoke("nope", "{}", &[])).await;
+    let metrics = gw.admin_get("/metrics").await.text();
+    for line in [
+        r#"kf_gateway_requests_total{route="Invoke API",status="200"} 1"#,
+        r#"kf_gateway_requests_total{route="Invoke API",status="404"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    gw.stop().await.expect("a clean stop");
+}
