@@ -533,6 +533,128 @@ fn prewarm_starts_every_function_before_traffic(emulator: Emulator) {
     assert!(stack.metrics().contains(r#"kf_gateway_cold_starts_total{function="ping"} 1"#));
 }
 
+/// boto3's Lambda client against the admin port, as a cluster's service
+/// calls a function by name: what it sees, one line of JSON a case.
+const BOTO3_CASES: &str = r#"
+import base64, json, sys, boto3, botocore.config
+event = open(sys.argv[2], "rb").read()
+ping = json.loads(event)
+ping.update(rawPath="/ping", routeKey="ANY /ping", body=None)
+ping["requestContext"]["http"].update(path="/ping", method="GET")
+ping = json.dumps(ping).encode()
+config = botocore.config.Config(retries={"max_attempts": 1})
+client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test", config=config)
+def case(name, **kwargs):
+    try:
+        r = client.invoke(**kwargs)
+        payload = r["Payload"].read()
+        out = {"status": r["StatusCode"], "version": r.get("ExecutedVersion"),
+               "error": r.get("FunctionError")}
+        try:
+            out["payload"] = json.loads(payload) if payload else None
+        except ValueError:
+            out["payload"] = payload.decode()
+    except client.exceptions.ClientError as e:
+        out = {"exception": e.response["Error"]["Code"],
+               "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
+    print(json.dumps({"case": name, **out}))
+context = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
+case("by logical id", FunctionName="HelloFunction", Payload=event)
+case("by ARN", FunctionName="arn:aws:lambda:us-east-1:012345678912:function:ping", Payload=ping)
+case("with a client context", FunctionName="ping", Payload=ping, ClientContext=context)
+case("dry run", FunctionName="hello", InvocationType="DryRun", Payload=event)
+case("function error", FunctionName="hello", Payload=b'{"not": "an HTTP event"}')
+case("unknown function", FunctionName="nope", Payload=event)
+case("another version", FunctionName="hello", Qualifier="7", Payload=event)
+case("not JSON", FunctionName="hello", Payload=b"not json")
+case("too large", FunctionName="hello", Payload=b'"' + b"x" * 6_300_000 + b'"')
+"#;
+
+/// The Invoke API with the real clients people use, against the real
+/// binaries: boto3 (what AWS SDKs and `aws lambda invoke` share:
+/// botocore's parsing of Lambda's answers and errors) and `cargo lambda
+/// invoke`. Identical in both modes: the API is the gateway's; only what
+/// runs the function differs.
+fn real_clients_invoke_functions_by_name(emulator: Emulator) {
+    let _serial = one_at_a_time();
+    let stack = Stack::start(Options { name: "invoke-api", emulator, ..Options::default() });
+    let event = workspace_root().join("fixtures/events/apigw-v2-http-api.json");
+    let python = workspace_root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .args(["-c", BOTO3_CASES, &stack.admin, event.to_str().expect("a UTF-8 path")])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (make tools makes it)", python.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "boto3: {stderr}");
+    let cases: std::collections::HashMap<String, serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                (case["case"].as_str().expect("a name").to_owned(), case)
+            })
+            .collect();
+    let case = |name: &str| cases.get(name).unwrap_or_else(|| panic!("no {name}: {stderr}"));
+    for name in ["by logical id", "by ARN"] {
+        let c = case(name);
+        assert_eq!(
+            (&c["status"], &c["version"], &c["error"]),
+            (&json!(200), &json!("$LATEST"), &json!(null)),
+            "{name}: {c}"
+        );
+        // The function's own answer: an API Gateway response.
+        assert_eq!(c["payload"]["statusCode"], 200, "{name}: {c}");
+    }
+    // What the runtime is given is checked through both kinds in
+    // `environments.rs`; here, that a real client's context is taken.
+    let c = case("with a client context");
+    assert_eq!((&c["status"], &c["payload"]["statusCode"]), (&json!(200), &json!(200)), "{c}");
+    assert_eq!(case("dry run")["status"], 204);
+    let failed = case("function error");
+    assert_eq!(
+        (&failed["status"], &failed["error"]),
+        (&json!(200), &json!("Unhandled")),
+        "{failed}"
+    );
+    assert!(failed["payload"]["errorType"].is_string(), "{failed}");
+    for (name, exception, status) in [
+        ("unknown function", "ResourceNotFoundException", 404),
+        ("another version", "ResourceNotFoundException", 404),
+        ("not JSON", "InvalidRequestContentException", 400),
+        ("too large", "RequestEntityTooLargeException", 413),
+    ] {
+        let c = case(name);
+        assert_eq!(
+            (&c["exception"], &c["status"]),
+            (&json!(exception), &json!(status)),
+            "{name}: {c}"
+        );
+    }
+    // `cargo lambda invoke`, as against `cargo lambda watch`.
+    let port = stack.admin.rsplit(':').next().expect("a port");
+    let cargo_lambda = workspace_root().join(".venv/bin/cargo-lambda");
+    let out = Command::new(&cargo_lambda)
+        .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", port])
+        .args(["--data-file", event.to_str().expect("a UTF-8 path"), "--output-format", "json"])
+        .arg("HelloFunction")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", cargo_lambda.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON output");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let metrics = stack.metrics();
+    assert!(
+        metrics.contains(r#"kf_gateway_requests_total{route="Invoke API",status="200"}"#),
+        "{metrics}"
+    );
+}
+
 /// Each test above, once per emulator.
 macro_rules! in_both_modes {
     ($($test:ident),* $(,)?) => {
@@ -562,6 +684,7 @@ in_both_modes!(
     sigterm_lets_in_flight_requests_finish_and_exits_0,
     a_short_locust_session_has_no_failed_request,
     prewarm_starts_every_function_before_traffic,
+    real_clients_invoke_functions_by_name,
 );
 
 /// A function's memory stays flat over many invocations: nothing the
