@@ -188,6 +188,20 @@ expect "an unknown path" 404 '' GET "$base/nope"
 expect "the docs" 200 'swagger' GET "$base/docs"
 expect "the OpenAPI document" 200 '"openapi"' GET "$base/openapi.json"
 
+# Lambda's Invoke API: reached inside the cluster through the kf-api-admin
+# Service (here from the node, through kube-proxy's rules for its ClusterIP),
+# never through the LoadBalancer: not on its port, nor its address's 9090.
+admin=http://$(k get service kf-api-admin -n "$ns" -o jsonpath='{.spec.clusterIP}'):9090
+invoke=2015-03-31/functions
+ping_event='{"version":"2.0","rawPath":"/ping","requestContext":{"http":{"method":"GET","path":"/ping"}}}'
+expect "the Invoke API through the admin Service, by logical id" 200 'pong!' POST "$admin/$invoke/PingFunction/invocations" "$ping_event"
+expect "a dry run by binary name" 204 '' POST "$admin/$invoke/hello/invocations" '' 'x-amz-invocation-type: DryRun'
+expect "the Invoke API is not on the LoadBalancer" 404 'Not Found' POST "$base/$invoke/PingFunction/invocations" "$ping_event"
+if in_node python3 -c "import socket, sys; socket.create_connection((sys.argv[1], 9090), timeout=3)" "$lb" 2>/dev/null; then
+  die "the LoadBalancer's address answers on the admin port"
+fi
+pass "the LoadBalancer's address takes no connection on the admin port 9090"
+
 # --- Locust through the LoadBalancer -------------------------------------------
 # Locust's own failure count (the locustfile checks every answer's body)
 # from its CSV, and its exit code.
