@@ -197,6 +197,60 @@ impl ApiError {
         response
     }
 
+    /// One of each kind, in the documentation's order, with when it is
+    /// given.
+    pub fn kinds() -> [(ApiError, &'static str); 9] {
+        let service = ApiError::Service(StatusCode::SERVICE_UNAVAILABLE, "");
+        [
+            (
+                ApiError::ResourceNotFound(String::new()),
+                "no function of this pod has that name, or the qualifier is not `$LATEST`",
+            ),
+            (
+                ApiError::UnknownOperation,
+                "a path or method under `/2015-03-31/functions/` that is not `POST .../{FunctionName}/invocations`",
+            ),
+            (
+                ApiError::Validation(String::new()),
+                "`X-Amz-Invocation-Type` or `X-Amz-Log-Type` is not one of Lambda's values",
+            ),
+            (
+                ApiError::InvalidParameterValue(String::new()),
+                "the client context is not base64 of a JSON object, or over 3,583 bytes; `Event` or `Tail`, not served yet",
+            ),
+            (
+                ApiError::InvalidRequestContent(String::new()),
+                "the payload is not JSON, or its framing broke",
+            ),
+            (ApiError::RequestTimeout, "the payload did not arrive within 10 s"),
+            (
+                ApiError::RequestTooLarge,
+                "the payload is over 6 MB (declared, or found while reading), or could never fit the memory budget",
+            ),
+            (
+                ApiError::TooManyRequests(""),
+                "every environment of the function is busy and its queue is full (the HTTP API's requests count too), no environment came within the function's `Timeout`, or the memory budget cannot hold the payload or the answer now; with `Retry-After: 1`",
+            ),
+            (
+                service,
+                "the pod is shutting down (503, `Retry-After: 1`), the environment failed under the invocation (502), or a bug (500)",
+            ),
+        ]
+    }
+
+    /// The errors as a Markdown table, for `docs/api.md`.
+    pub fn table() -> String {
+        let mut table = String::from("| Status | `X-Amzn-ErrorType` | When |\n|---|---|---|\n");
+        for (error, when) in ApiError::kinds() {
+            let status = match error {
+                ApiError::Service(..) => "500, 502, 503".to_owned(),
+                _ => error.status().as_u16().to_string(),
+            };
+            table.push_str(&format!("| {status} | `{}` | {when} |\n", error.error_type()));
+        }
+        table
+    }
+
     /// What the pipeline's refusal of a request is, said in Lambda's terms
     /// (the steps shared with the HTTP API: admission, budget, body).
     pub fn from_refusal(refusal: Refusal) -> ApiError {
@@ -644,5 +698,12 @@ mod tests {
         let shutting = ApiError::from_refusal(Refusal::ShuttingDown).response();
         assert_eq!(shutting.headers()[ERROR_TYPE], "ServiceException");
         assert_eq!(ApiError::from_refusal(Refusal::PayloadTooLarge), ApiError::RequestTooLarge);
+    }
+
+    /// docs/api.md's table of the Invoke API's errors is `table()`;
+    /// `KF_BLESS=1 cargo test -p gateway --lib invoke_errors` rewrites it.
+    #[test]
+    fn the_documented_invoke_errors_are_the_apis() {
+        crate::testing::documented("docs/api.md", "invoke_errors", &ApiError::table());
     }
 }
