@@ -68,28 +68,44 @@ pub async fn admit(
         Ok(admission) => admission,
         Err(e) => return Err(refuse(invoke_refusal(&e), parts, body).await),
     };
+    let (admission, account, body) =
+        read_body(admission, budget, metrics, parts, body, declared, MAX_BODY_BYTES).await?;
+    Ok(Admitted { admission, account, body })
+}
+
+/// Reads a body of at most `limit` bytes, charged to a new account of
+/// `budget` as it arrives, while `held` (a place in a queue) is held; a
+/// refused body is drained after `held` and the bytes are given back.
+pub async fn read_body<T>(
+    held: T,
+    budget: &Budget,
+    metrics: &Metrics,
+    parts: &Parts,
+    body: Incoming,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<(T, Account, Bytes), Refusal> {
     let expected = declared.map_or(0, |n| n as usize);
-    if budget::cost(expected) > budget.total() {
+    if expected > limit || budget::cost(expected) > budget.total() {
         // It would never fit: waiting and retrying cannot help.
-        drop(admission);
+        drop(held);
         return Err(refuse(Refusal::PayloadTooLarge, parts, body).await);
     }
     let account = budget.account();
-    let read =
-        budget::read(body, MAX_BODY_BYTES, declared.map(|_| expected), &account, budget::cost);
+    let read = budget::read(body, limit, declared.map(|_| expected), &account, budget::cost);
     match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Err(_) => Err(Refusal::BodyTimeout),
         Ok(Err(ReadError::TooLarge(rest))) => {
-            drop((account, admission));
+            drop((account, held));
             Err(refuse(Refusal::PayloadTooLarge, parts, rest).await)
         }
         Ok(Err(ReadError::OverBudget(rest))) => {
             metrics.over_budget();
-            drop((account, admission));
+            drop((account, held));
             Err(refuse(Refusal::OverBudget, parts, rest).await)
         }
         Ok(Err(ReadError::Broken)) => Err(Refusal::BadRequest),
-        Ok(Ok(body)) => Ok(Admitted { admission, account, body }),
+        Ok(Ok(body)) => Ok((held, account, body)),
     }
 }
 

@@ -9,9 +9,9 @@
 //!
 //! * `X-Amz-Invocation-Type`: `RequestResponse` (the default: the function's
 //!   output is the body, with a 200 even for a function error, which
-//!   `X-Amz-Function-Error: Unhandled` marks, as on Lambda) or `DryRun` (a
-//!   204 when the function exists). `Event` is refused with a 400 until the
-//!   pod has its queue of asynchronous invocations.
+//!   `X-Amz-Function-Error: Unhandled` marks, as on Lambda), `Event` (a 202
+//!   once the payload, at most 256 KB, is queued: [`crate::events`]) or
+//!   `DryRun` (a 204 when the function exists).
 //! * `X-Amz-Log-Type`: `None`; `Tail` is refused with a 400 until the
 //!   function's log lines are kept per invocation.
 //! * `X-Amz-Client-Context`: base64 of a JSON object, at most 3,583 bytes,
@@ -35,6 +35,7 @@
 
 use crate::budget::Budget;
 use crate::environment::Output;
+use crate::events::{self, Queue};
 use crate::intake::{self, Admitted};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pool::{InvokeError, Pool};
@@ -74,6 +75,8 @@ pub struct Target {
     /// How long one invocation may run (its `Timeout`): also how long one
     /// waits for an environment.
     pub timeout: Duration,
+    /// Its asynchronous invocations.
+    pub events: Arc<Queue>,
 }
 
 /// The Invoke API of the functions a pod runs.
@@ -111,8 +114,9 @@ pub enum ApiError {
     InvalidParameterValue(String),
     /// 400: the payload is not JSON, or did not arrive whole.
     InvalidRequestContent(String),
-    /// 413: the payload is over 6 MB.
-    RequestTooLarge,
+    /// 413: the payload is over this many bytes (6 MB; 256 KB for an
+    /// event).
+    RequestTooLarge(usize),
     /// 408: the payload did not arrive within 10 s.
     RequestTimeout,
     /// 429: no room now (every environment busy and the queue full, or the
@@ -139,7 +143,7 @@ impl ApiError {
             ApiError::Validation(_)
             | ApiError::InvalidParameterValue(_)
             | ApiError::InvalidRequestContent(_) => StatusCode::BAD_REQUEST,
-            ApiError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Service(status, _) => *status,
@@ -154,7 +158,7 @@ impl ApiError {
             ApiError::Validation(_) => "ValidationException",
             ApiError::InvalidParameterValue(_) => "InvalidParameterValueException",
             ApiError::InvalidRequestContent(_) => "InvalidRequestContentException",
-            ApiError::RequestTooLarge => "RequestEntityTooLargeException",
+            ApiError::RequestTooLarge(_) => "RequestEntityTooLargeException",
             ApiError::RequestTimeout => "RequestTimeoutException",
             ApiError::TooManyRequests(_) => "TooManyRequestsException",
             ApiError::Service(..) => "ServiceException",
@@ -168,9 +172,9 @@ impl ApiError {
             ApiError::Validation(why)
             | ApiError::InvalidParameterValue(why)
             | ApiError::InvalidRequestContent(why) => why.clone(),
-            ApiError::RequestTooLarge => format!(
-                "Request must be smaller than {} bytes for the InvokeFunction operation",
-                intake::MAX_BODY_BYTES
+            // Lambda's wording, with its limit.
+            ApiError::RequestTooLarge(limit) => format!(
+                "Request must be smaller than {limit} bytes for the InvokeFunction operation"
             ),
             ApiError::RequestTimeout => "the payload did not arrive within 10 s".to_owned(),
             ApiError::TooManyRequests(why) | ApiError::Service(_, why) => (*why).to_owned(),
@@ -216,7 +220,7 @@ impl ApiError {
             ),
             (
                 ApiError::InvalidParameterValue(String::new()),
-                "the client context is not base64 of a JSON object, or over 3,583 bytes; `Event` or `Tail`, not served yet",
+                "the client context is not base64 of a JSON object, or over 3,583 bytes; `Tail`, not served yet",
             ),
             (
                 ApiError::InvalidRequestContent(String::new()),
@@ -224,12 +228,12 @@ impl ApiError {
             ),
             (ApiError::RequestTimeout, "the payload did not arrive within 10 s"),
             (
-                ApiError::RequestTooLarge,
-                "the payload is over 6 MB (declared, or found while reading), or could never fit the memory budget",
+                ApiError::RequestTooLarge(0),
+                "the payload is over 6 MB (256 KB for an `Event`; declared, or found while reading), or could never fit the memory budget",
             ),
             (
                 ApiError::TooManyRequests(""),
-                "every environment of the function is busy and its queue is full (the HTTP API's requests count too), no environment came within the function's `Timeout`, or the memory budget cannot hold the payload or the answer now; with `Retry-After: 1`",
+                "every environment of the function is busy and its queue is full (the HTTP API's requests count too), no environment came within the function's `Timeout`, the function's queue of asynchronous invocations is full, or the memory budget cannot hold the payload or the answer now; with `Retry-After: 1`",
             ),
             (
                 service,
@@ -255,7 +259,7 @@ impl ApiError {
     /// (the steps shared with the HTTP API: admission, budget, body).
     pub fn from_refusal(refusal: Refusal) -> ApiError {
         match refusal {
-            Refusal::PayloadTooLarge => ApiError::RequestTooLarge,
+            Refusal::PayloadTooLarge => ApiError::RequestTooLarge(intake::MAX_BODY_BYTES),
             Refusal::BodyTimeout => ApiError::RequestTimeout,
             Refusal::BadRequest => {
                 ApiError::InvalidRequestContent("the payload's framing broke".to_owned())
@@ -361,9 +365,13 @@ impl InvokeApi {
             return (function, Ok(response));
         }
         let declared = intake::declared_length(&parts);
+        if headers.invocation_type == InvocationType::Event {
+            let queued = self.enqueue(target, parts, body, declared, request_id, headers).await;
+            return (function, queued);
+        }
         if declared.is_some_and(|n| n > intake::MAX_BODY_BYTES as u64) {
             let _ = intake::refuse(Refusal::PayloadTooLarge, &parts, body).await;
-            return (function, Err(ApiError::RequestTooLarge));
+            return (function, Err(ApiError::RequestTooLarge(intake::MAX_BODY_BYTES)));
         }
         let admitted =
             intake::admit(&target.pool, &self.budget, &self.metrics, &parts, body, declared).await;
@@ -372,13 +380,8 @@ impl InvokeApi {
             Err(refusal) => return (function, Err(ApiError::from_refusal(refusal))),
         };
         drop(parts);
-        if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-            return (
-                function,
-                Err(ApiError::InvalidRequestContent(
-                    "Could not parse request body into json: the payload is not JSON".to_owned(),
-                )),
-            );
+        if let Err(e) = check_json(&body) {
+            return (function, Err(e));
         }
         // Waiting counts against the invocation as on Lambda, whose
         // synchronous invocations never wait: at most the function's own
@@ -408,6 +411,41 @@ impl InvokeApi {
         let answer = answer(output, &self.metrics);
         drop(account);
         (function, answer)
+    }
+
+    /// An `Event`: the payload read (at most [`events::MAX_EVENT_BYTES`],
+    /// charged to the budget), checked, and queued; a 202 once it is.
+    async fn enqueue(
+        &self,
+        target: &Target,
+        parts: hyper::http::request::Parts,
+        body: Incoming,
+        declared: Option<u64>,
+        request_id: &str,
+        headers: Headers,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let limit = events::MAX_EVENT_BYTES;
+        let read =
+            intake::read_body((), &self.budget, &self.metrics, &parts, body, declared, limit).await;
+        let (_, account, body) = match read {
+            Ok(read) => read,
+            Err(Refusal::PayloadTooLarge) => return Err(ApiError::RequestTooLarge(limit)),
+            Err(refusal) => return Err(ApiError::from_refusal(refusal)),
+        };
+        check_json(&body)?;
+        match target.events.enqueue(request_id, body, headers.client_context, account) {
+            Ok(()) => {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::ACCEPTED;
+                Ok(response)
+            }
+            Err(events::Refused::Full) => Err(ApiError::TooManyRequests(
+                "Rate Exceeded: the function's queue of asynchronous invocations is full",
+            )),
+            Err(events::Refused::ShuttingDown) => {
+                Err(ApiError::from_refusal(Refusal::ShuttingDown))
+            }
+        }
     }
 
     /// The function `name` (percent-decoded) names, with the query's
@@ -478,6 +516,16 @@ impl InvokeApi {
     }
 }
 
+/// A payload must be JSON, or empty.
+fn check_json(payload: &[u8]) -> Result<(), ApiError> {
+    if payload.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() {
+        return Ok(());
+    }
+    Err(ApiError::InvalidRequestContent(
+        "Could not parse request body into json: the payload is not JSON".to_owned(),
+    ))
+}
+
 /// The function name of an Invoke request's path, percent-decoded.
 fn operation(method: &Method, path: &str) -> Result<String, ApiError> {
     let name = path
@@ -520,13 +568,7 @@ impl Headers {
         let invocation_type = match text(&INVOCATION_TYPE)? {
             None | Some("RequestResponse") => InvocationType::RequestResponse,
             Some("DryRun") => InvocationType::DryRun,
-            Some("Event") => {
-                return Err(ApiError::InvalidParameterValue(
-                    "X-Amz-Invocation-Type: Event is not served by this pod yet; invoke with \
-                     RequestResponse"
-                        .to_owned(),
-                ));
-            }
+            Some("Event") => InvocationType::Event,
             Some(other) => {
                 return Err(ApiError::Validation(format!(
                     "1 validation error detected: Value '{other}' at 'invocationType' failed to \
@@ -652,11 +694,11 @@ mod tests {
         ));
         assert!(matches!(read(&[("x-amz-log-type", "All")]), Err(ApiError::Validation(_))));
         assert!(read(&[("x-amz-log-type", "None")]).is_ok());
+        assert_eq!(
+            read(&[("x-amz-invocation-type", "Event")]).map(|h| h.invocation_type),
+            Ok(InvocationType::Event)
+        );
         // Not served yet: refused, not ignored.
-        assert!(matches!(
-            read(&[("x-amz-invocation-type", "Event")]),
-            Err(ApiError::InvalidParameterValue(_))
-        ));
         assert!(matches!(
             read(&[("x-amz-log-type", "Tail")]),
             Err(ApiError::InvalidParameterValue(_))
@@ -697,7 +739,10 @@ mod tests {
         assert_eq!(throttled.headers()[RETRY_AFTER], "1");
         let shutting = ApiError::from_refusal(Refusal::ShuttingDown).response();
         assert_eq!(shutting.headers()[ERROR_TYPE], "ServiceException");
-        assert_eq!(ApiError::from_refusal(Refusal::PayloadTooLarge), ApiError::RequestTooLarge);
+        assert_eq!(
+            ApiError::from_refusal(Refusal::PayloadTooLarge),
+            ApiError::RequestTooLarge(intake::MAX_BODY_BYTES)
+        );
     }
 
     /// docs/api.md's table of the Invoke API's errors is `table()`;

@@ -13,6 +13,8 @@
 //!
 //! * [`invoke_api`]: Lambda's Invoke API on the admin port: a function
 //!   called by name, through the same queue and budget.
+//! * [`events`]: the Invoke API's asynchronous invocations: a bounded
+//!   queue per function, retries, and their drain at shutdown.
 //! * [`config`]: flags and environment variables.
 //! * [`connections`]: the connections a port holds, and which gives way
 //!   to a new one at the cap (the slow-client defence).
@@ -38,6 +40,7 @@ pub mod config;
 pub mod connections;
 pub mod environment;
 pub mod event;
+pub mod events;
 pub mod ids;
 pub mod intake;
 pub mod invoke_api;
@@ -140,8 +143,12 @@ pub async fn serve(
     // authorizers in front of their routes.
     let runs = |name: &str| serves(name) || authorizer_specs.iter().any(|a| a.function == name);
     let envs = config.envs.unwrap_or_else(|| cgroup::available_cpus().get()).max(1);
+    let memory_limit = cgroup::memory_limit();
+    let budget =
+        Budget::new(config.memory_budget.unwrap_or_else(|| budget::default_for(memory_limit)));
     let mut pools = HashMap::new();
     let mut targets = Vec::new();
+    let mut queues = Vec::new();
     for function in template.functions.iter().filter(|f| runs(&f.name)) {
         // The functions' output passes through the gateway, bounded.
         let spec = Spec { logs: Some(metrics.clone()), ..function_spec(&config, function) };
@@ -155,7 +162,23 @@ pub async fn serve(
         let arn = launcher.spec().arn.clone();
         let pool =
             Arc::new(Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue));
-        let target = invoke_api::Target { pool: pool.clone(), arn, timeout: function.timeout };
+        // Its asynchronous invocations: a quarter of the budget at most, so
+        // that one function's backlog cannot shut the routes out.
+        let policy = events::Policy {
+            retries: function.event_retries,
+            max_age: function.event_max_age,
+            first_retry: events::FIRST_RETRY,
+            max_queued: events::MAX_QUEUED,
+            max_bytes: budget.total() / 4,
+        };
+        let queue = events::Queue::start(pool.clone(), policy, metrics.clone(), max_envs);
+        queues.push(queue.clone());
+        let target = invoke_api::Target {
+            pool: pool.clone(),
+            arn,
+            timeout: function.timeout,
+            events: queue,
+        };
         targets.push((vec![function.name.clone(), function.logical_id.clone()], target));
         pools.insert(Arc::<str>::from(function.name.as_str()), pool);
     }
@@ -166,9 +189,6 @@ pub async fn serve(
             authorizers.insert(Arc::<str>::from(spec.name.as_str()), authorizer);
         }
     }
-    let memory_limit = cgroup::memory_limit();
-    let budget =
-        Budget::new(config.memory_budget.unwrap_or_else(|| budget::default_for(memory_limit)));
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin.local_addr()?,
@@ -227,7 +247,25 @@ pub async fn serve(
     let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), invoke, async {
         let _ = admin_stopped.await;
     }));
+    // On SIGTERM the asynchronous invocations' queues run down beside the
+    // in-flight requests, within the same delay and grace.
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        shutdown.await;
+        let _ = signalled.send(());
+    };
+    let draining = tokio::spawn(async move {
+        let _ = on_signal.await;
+        let deadline = tokio::time::Instant::now() + timing.delay + timing.grace;
+        let drains = queues.iter().map(|queue| queue.drain(deadline));
+        futures_util::future::join_all(drains).await.into_iter().sum::<usize>()
+    });
     server::run(listener, gateway.clone(), shutdown, timing, config.max_connections).await;
+    if let Ok(lost) = draining.await
+        && lost > 0
+    {
+        tracing::warn!(lost, "asynchronous invocations lost at shutdown (each is logged above)");
+    }
     // The edge has stopped taking requests; the environments go last.
     for pool in gateway.pools() {
         pool.shutdown(Duration::from_secs(1)).await;

@@ -77,6 +77,14 @@ struct Inner {
     over_budget: Counter,
     evicted: Counter,
     authorizations: Family<Authorization, Counter>,
+    events_queued: Family<FunctionLabel, Gauge>,
+    events: Family<FunctionOutcome, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionOutcome {
+    function: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -182,8 +190,22 @@ impl Metrics {
             "Requests judged by a Lambda authorizer, by result (allowed, denied, unauthorized, failed) and source (function, cache, none)",
             authorizations.clone(),
         );
+        let events_queued = Family::<FunctionLabel, Gauge>::default();
+        registry.register(
+            "events_queued",
+            "Asynchronous invocations (the Invoke API's Event type) queued or waiting to be retried, by function",
+            events_queued.clone(),
+        );
+        let events = Family::<FunctionOutcome, Counter>::default();
+        registry.register(
+            "events",
+            "Asynchronous invocations by function and outcome: queued, succeeded, retried, dropped_age (past MaximumEventAgeInSeconds), dropped_retries (failed past MaximumRetryAttempts), lost_shutdown (still queued or running when the grace period ended)",
+            events.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                events_queued,
+                events,
                 authorizations,
                 budget_bytes,
                 budget_held,
@@ -251,6 +273,15 @@ impl Metrics {
     ) {
         let key = Authorization { authorizer: authorizer.to_owned(), result, source };
         self.inner.authorizations.get_or_create(&key).inc();
+    }
+
+    pub(crate) fn events_queued(&self, function: &str, queued: usize) {
+        self.inner.events_queued.get_or_create(&label(function)).set(queued as i64);
+    }
+
+    pub(crate) fn event(&self, function: &str, outcome: &'static str) {
+        let key = FunctionOutcome { function: function.to_owned(), outcome };
+        self.inner.events.get_or_create(&key).inc();
     }
 
     pub(crate) fn connection_evicted(&self) {

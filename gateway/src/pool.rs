@@ -202,6 +202,21 @@ impl Pool {
         })
     }
 
+    /// A place in this pool, waiting for one in turn (the asynchronous
+    /// invocations' workers do: nobody waits on them); an error only once
+    /// the pool has shut down.
+    pub async fn admit_waiting(&self) -> Result<Admission, InvokeError> {
+        match self.admission.clone().acquire_owned().await {
+            Ok(permit) => Ok(Admission(permit)),
+            Err(_) => Err(InvokeError::ShuttingDown),
+        }
+    }
+
+    /// How long one invocation may run (the function's `Timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.launcher.spec().timeout
+    }
+
     /// Runs one invocation of `event` on an environment of its own.
     ///
     /// A request waits for an environment (and its cold start) until

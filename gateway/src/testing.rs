@@ -261,6 +261,8 @@ pub fn function(name: &str) -> Function {
         reserved_concurrency: None,
         log_format: None,
         log_level: None,
+        event_retries: crate::template::DEFAULT_EVENT_RETRIES,
+        event_max_age: crate::template::DEFAULT_EVENT_MAX_AGE,
     }
 }
 

@@ -123,12 +123,12 @@ type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
 async fn bad_input_gets_lambdas_400s_and_413_and_the_function_never_runs() {
     let gw = Running::start(config(&[]), functions(), Fakes::new()).await;
     let cases: [Case; 6] = [
+        ("not json", &[("x-amz-invocation-type", "Event")], 400, "InvalidRequestContentException"),
         ("not json", &[], 400, "InvalidRequestContentException"),
         ("{}", &[("x-amz-invocation-type", "Sometimes")], 400, "ValidationException"),
         ("{}", &[("x-amz-log-type", "Everything")], 400, "ValidationException"),
         ("{}", &[("x-amz-client-context", "bm90IGpzb24=")], 400, "InvalidParameterValueException"),
         // Not served yet: refused, never ignored.
-        ("{}", &[("x-amz-invocation-type", "Event")], 400, "InvalidParameterValueException"),
         ("{}", &[("x-amz-log-type", "Tail")], 400, "InvalidParameterValueException"),
     ];
     for (payload, headers, status, kind) in cases {
@@ -143,8 +143,75 @@ async fn bad_input_gets_lambdas_400s_and_413_and_the_function_never_runs() {
         (r.status, r.header("x-amzn-errortype")),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestEntityTooLargeException"))
     );
+    // An event's limit is 256 KB.
+    let big = format!("\"{}\"", "x".repeat(256 * 1024));
+    let r =
+        testing::send(gw.admin, invoke("hello", &big, &[("x-amz-invocation-type", "Event")])).await;
+    assert_eq!(
+        (r.status, r.header("x-amzn-errortype")),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestEntityTooLargeException"))
+    );
+    assert_eq!(
+        r.json()["message"],
+        "Request must be smaller than 262144 bytes for the InvokeFunction operation"
+    );
     assert_eq!(Record::count(&gw.record("hello").invoked), 0);
     gw.stop().await.expect("a clean stop");
+}
+
+/// Waits (in real time, at most 10 s) until `record` has seen `n`
+/// invocations.
+async fn invoked(record: &Record, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Record::count(&record.invoked) < n {
+        assert!(std::time::Instant::now() < deadline, "{n} invocations within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_is_a_202_at_once_and_runs_after() {
+    let fakes = Fakes::new()
+        .script("hello", |_| Reply::After(Duration::from_millis(300), Box::new(http(200, "{}"))));
+    let gw = Running::start(config(&[]), functions(), fakes).await;
+    let started = std::time::Instant::now();
+    let event = ("x-amz-invocation-type", "Event");
+    let r = testing::send(gw.admin, invoke("hello", r#"{"n": 7}"#, &[event])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert!(started.elapsed() < Duration::from_millis(300), "answered before the function ran");
+    let record = gw.record("hello");
+    invoked(&record, 1).await;
+    assert_eq!(record.events()[0], json!({"n": 7}));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = gw.admin_get("/metrics").await.text();
+        if metrics.contains(r#"kf_gateway_events_total{function="hello",outcome="succeeded"} 1"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn on_shutdown_queued_events_run_before_the_exit() {
+    // One environment, 200 ms an invocation: three events take 600 ms,
+    // well within the grace period.
+    let fakes = Fakes::new()
+        .script("hello", |_| Reply::After(Duration::from_millis(200), Box::new(http(200, "{}"))));
+    let flags = ["--envs", "1", "--shutdown-delay", "0s", "--grace", "5s"];
+    let gw = Running::start(config(&flags), functions(), fakes).await;
+    for _ in 0..3 {
+        let r =
+            testing::send(gw.admin, invoke("hello", "{}", &[("x-amz-invocation-type", "Event")]))
+                .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let record = gw.record("hello");
+    gw.stop().await.expect("a clean stop");
+    assert_eq!(Record::count(&record.invoked), 3, "every queued event ran");
 }
 
 #[tokio::test]

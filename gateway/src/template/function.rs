@@ -21,6 +21,8 @@ impl Reader {
             reserved_concurrency: None,
             log_format: None,
             log_level: None,
+            event_retries: DEFAULT_EVENT_RETRIES,
+            event_max_age: DEFAULT_EVENT_MAX_AGE,
         };
         let mut code_uri = None;
         let mut routes = Vec::new();
@@ -94,6 +96,27 @@ impl Reader {
                             // The runtime's own lines, and where logs go on AWS.
                             "SystemLogLevel" | "LogGroup" => {}
                             _ => return Err(error(value, &path, "not supported in a pod")),
+                        }
+                    }
+                }
+                "EventInvokeConfig" => {
+                    for (inner, value) in map(node, &path)?.entries() {
+                        let path = format!("{path}.{inner}");
+                        match inner.as_str() {
+                            "MaximumRetryAttempts" => {
+                                function.event_retries = self.number(value, &path, 0, 2)? as u32;
+                            }
+                            "MaximumEventAgeInSeconds" => {
+                                let seconds = self.number(value, &path, 60, 21_600)?;
+                                function.event_max_age = Duration::from_secs(seconds);
+                            }
+                            _ => {
+                                return Err(error(
+                                    value,
+                                    &path,
+                                    "not supported in a pod: a failed event is logged and counted, with no destination",
+                                ));
+                            }
                         }
                     }
                 }

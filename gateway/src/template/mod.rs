@@ -19,7 +19,8 @@
 //!   `Auth.Authorizer`). Keys: `Runtime`, `PackageType`, `CodeUri`,
 //!   `Timeout`, `MemorySize`, `ReservedConcurrentExecutions`, `Environment`,
 //!   `LoggingConfig`, `LogFormat`, `ApplicationLogLevel`, `SystemLogLevel`,
-//!   `LogGroup`, `Events`, `Path`, `Method`, `ApiId`, `TimeoutInMillis`,
+//!   `LogGroup`, `EventInvokeConfig`, `MaximumRetryAttempts`,
+//!   `MaximumEventAgeInSeconds`, `Events`, `Path`, `Method`, `ApiId`, `TimeoutInMillis`,
 //!   `PayloadFormatVersion`, `Auth`.
 //! * `api.rs`: the `AWS::Serverless::HttpApi`: its `$default` stage, its
 //!   `DefaultRouteSettings` throttling (and the logging settings there,
@@ -74,9 +75,13 @@ const MAX_FUNCTION_TIMEOUT: u64 = 900;
 const DEFAULT_FUNCTION_TIMEOUT: u64 = 3;
 /// Lambda's default memory size.
 const DEFAULT_MEMORY_SIZE: u32 = 128;
+/// Lambda's default `MaximumRetryAttempts` of asynchronous invocations.
+pub const DEFAULT_EVENT_RETRIES: u32 = 2;
+/// Lambda's default `MaximumEventAgeInSeconds`: 6 hours.
+pub const DEFAULT_EVENT_MAX_AGE: Duration = Duration::from_secs(21_600);
 
 /// Function properties that change nothing in a pod, each with why.
-pub const IGNORED_FUNCTION_KEYS: [(&str, &str); 19] = [
+pub const IGNORED_FUNCTION_KEYS: [(&str, &str); 17] = [
     ("Description", "documentation"),
     ("Role", "IAM: the pod's permissions are its ServiceAccount's"),
     ("Policies", "IAM"),
@@ -93,8 +98,6 @@ pub const IGNORED_FUNCTION_KEYS: [(&str, &str); 19] = [
     ("AutoPublishAlias", "versions and aliases of deployments"),
     ("DeploymentPreference", "CodeDeploy traffic shifting; the pod rolls out by its Deployment"),
     ("ProvisionedConcurrencyConfig", "the pod's --prewarm does the same"),
-    ("DeadLetterQueue", "asynchronous invocations only"),
-    ("EventInvokeConfig", "asynchronous invocations only"),
     ("RuntimeManagementConfig", "runtime updates on AWS"),
 ];
 
@@ -170,6 +173,12 @@ pub struct Function {
     pub log_format: Option<String>,
     /// `LoggingConfig.ApplicationLogLevel`.
     pub log_level: Option<String>,
+    /// `EventInvokeConfig.MaximumRetryAttempts`: how many times a failed
+    /// asynchronous invocation is tried again (Lambda's default, 2).
+    pub event_retries: u32,
+    /// `EventInvokeConfig.MaximumEventAgeInSeconds`: how long an
+    /// asynchronous invocation may wait to run (Lambda's default, 6 hours).
+    pub event_max_age: Duration,
 }
 
 /// One route of the HTTP API.

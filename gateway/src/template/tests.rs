@@ -282,6 +282,10 @@ fn what_it_cannot_honour_is_an_error_naming_the_key_and_line() {
         ("function", "Timeout: !Ref Missing", "not a parameter"),
         ("function", "Runtime: python3.13", "custom runtimes"),
         ("function", "ReservedConcurrentExecutions: 0", "--functions"),
+        ("function", "EventInvokeConfig:\n  MaximumRetryAttempts: 3", "from 0 to 2"),
+        ("function", "EventInvokeConfig:\n  MaximumEventAgeInSeconds: 30", "from 60 to 21600"),
+        ("function", "EventInvokeConfig:\n  DestinationConfig: {}", "no destination"),
+        ("function", "DeadLetterQueue: {}", "Fn.Properties.DeadLetterQueue: not supported"),
         ("function", "Environment:\n  Variables:\n    AWS_REGION: x", "reserved by Lambda"),
         ("function", "Environment:\n  Variables:\n    1X: x", "variable name"),
         ("event", "Auth:\n  Authorizer: Missing", "no authorizer \"Missing\""),
@@ -303,6 +307,20 @@ fn what_it_cannot_honour_is_an_error_naming_the_key_and_line() {
     let line = text.lines().position(|l| l.contains("Layers")).expect("the line") + 1;
     let error = refused(&text);
     assert!(error.starts_with(&format!("template line {line}:")), "{error} (line {line})");
+}
+
+#[test]
+fn event_invoke_config_sets_the_retries_and_the_age_of_asynchronous_invocations() {
+    let template = read(ONE_FUNCTION).expect("the fixture");
+    let function = &template.functions[0];
+    assert_eq!((function.event_retries, function.event_max_age), (2, Duration::from_secs(21_600)));
+    let text = insert(
+        ONE_FUNCTION,
+        "function",
+        "EventInvokeConfig:\n  MaximumRetryAttempts: 0\n  MaximumEventAgeInSeconds: 120",
+    );
+    let function = &read(&text).expect("with EventInvokeConfig").functions[0];
+    assert_eq!((function.event_retries, function.event_max_age), (0, Duration::from_secs(120)));
 }
 
 #[test]
