@@ -564,6 +564,7 @@ case("by logical id", FunctionName="HelloFunction", Payload=event)
 case("by ARN", FunctionName="arn:aws:lambda:us-east-1:012345678912:function:ping", Payload=ping)
 case("with a client context", FunctionName="ping", Payload=ping, ClientContext=context)
 case("dry run", FunctionName="hello", InvocationType="DryRun", Payload=event)
+case("event", FunctionName="HelloFunction", InvocationType="Event", Payload=event)
 case("function error", FunctionName="hello", Payload=b'{"not": "an HTTP event"}')
 case("unknown function", FunctionName="nope", Payload=event)
 case("another version", FunctionName="hello", Qualifier="7", Payload=event)
@@ -611,6 +612,8 @@ fn real_clients_invoke_functions_by_name(emulator: Emulator) {
     let c = case("with a client context");
     assert_eq!((&c["status"], &c["payload"]["statusCode"]), (&json!(200), &json!(200)), "{c}");
     assert_eq!(case("dry run")["status"], 204);
+    let c = case("event");
+    assert_eq!((&c["status"], &c["payload"]), (&json!(202), &json!(null)), "{c}");
     let failed = case("function error");
     assert_eq!(
         (&failed["status"], &failed["error"]),
