@@ -550,7 +550,9 @@ def case(name, **kwargs):
         r = client.invoke(**kwargs)
         payload = r["Payload"].read()
         out = {"status": r["StatusCode"], "version": r.get("ExecutedVersion"),
-               "error": r.get("FunctionError")}
+               "error": r.get("FunctionError"), "id": r["ResponseMetadata"]["RequestId"]}
+        if "LogResult" in r:
+            out["log"] = base64.b64decode(r["LogResult"]).decode()
         try:
             out["payload"] = json.loads(payload) if payload else None
         except ValueError:
@@ -564,6 +566,7 @@ case("by logical id", FunctionName="HelloFunction", Payload=event)
 case("by ARN", FunctionName="arn:aws:lambda:us-east-1:012345678912:function:ping", Payload=ping)
 case("with a client context", FunctionName="ping", Payload=ping, ClientContext=context)
 case("dry run", FunctionName="hello", InvocationType="DryRun", Payload=event)
+case("tail", FunctionName="ping", LogType="Tail", Payload=ping)
 case("event", FunctionName="HelloFunction", InvocationType="Event", Payload=event)
 case("function error", FunctionName="hello", Payload=b'{"not": "an HTTP event"}')
 case("unknown function", FunctionName="nope", Payload=event)
@@ -612,6 +615,15 @@ fn real_clients_invoke_functions_by_name(emulator: Emulator) {
     let c = case("with a client context");
     assert_eq!((&c["status"], &c["payload"]["statusCode"]), (&json!(200), &json!(200)), "{c}");
     assert_eq!(case("dry run")["status"], 204);
+    // A tail: the invocation's own lines between Lambda's START and its
+    // END and REPORT (the RIE prints those, the built-in API writes them).
+    let c = case("tail");
+    let (id, log) = (c["id"].as_str().expect("an id"), c["log"].as_str().expect("a log"));
+    assert!(log.starts_with(&format!("START RequestId: {id} Version: $LATEST\n")), "{log}");
+    assert!(
+        log.contains(&format!("\nEND RequestId: {id}\nREPORT RequestId: {id}\tDuration: ")),
+        "{log}"
+    );
     let c = case("event");
     assert_eq!((&c["status"], &c["payload"]), (&json!(202), &json!(null)), "{c}");
     let failed = case("function error");

@@ -268,11 +268,12 @@ impl Queue {
         );
         // A task of its own: an invocation once started runs to its end.
         let task = tokio::spawn(async move {
-            pool.invoke_with(admission, &id, payload, context, account, wait_until).await
+            let extra = crate::pool::Extra { client_context: context, tail: false };
+            pool.invoke_with(admission, &id, payload, extra, account, wait_until).await
         });
         let failure = match task.await {
-            Ok(Ok(Output::Response(_) | Output::OverBudget)) => None,
-            Ok(Ok(Output::Error { error_type, .. })) => Some(error_type),
+            Ok(Ok((Output::Response(_) | Output::OverBudget, _))) => None,
+            Ok(Ok((Output::Error { error_type, .. }, _))) => Some(error_type),
             Ok(Err(InvokeError::ShuttingDown)) => {
                 self.finish(event, None);
                 return;

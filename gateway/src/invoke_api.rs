@@ -12,8 +12,9 @@
 //!   `X-Amz-Function-Error: Unhandled` marks, as on Lambda), `Event` (a 202
 //!   once the payload, at most 256 KB, is queued: [`crate::events`]) or
 //!   `DryRun` (a 204 when the function exists).
-//! * `X-Amz-Log-Type`: `None`; `Tail` is refused with a 400 until the
-//!   function's log lines are kept per invocation.
+//! * `X-Amz-Log-Type`: `None`, or `Tail`: the last 4 KB of the
+//!   invocation's output (with Lambda's `START`, `END` and `REPORT` lines),
+//!   base64, in `X-Amz-Log-Result` ([`crate::logs::Tail`]).
 //! * `X-Amz-Client-Context`: base64 of a JSON object, at most 3,583 bytes,
 //!   handed to the runtime decoded, as `Lambda-Runtime-Client-Context`.
 //!
@@ -61,6 +62,7 @@ const INVOCATION_TYPE: HeaderName = HeaderName::from_static("x-amz-invocation-ty
 const LOG_TYPE: HeaderName = HeaderName::from_static("x-amz-log-type");
 const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
 const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
+const LOG_RESULT: HeaderName = HeaderName::from_static("x-amz-log-result");
 const EXECUTED_VERSION: HeaderName = HeaderName::from_static("x-amz-executed-version");
 const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 /// Lambda's request id header, on every answer.
@@ -220,7 +222,7 @@ impl ApiError {
             ),
             (
                 ApiError::InvalidParameterValue(String::new()),
-                "the client context is not base64 of a JSON object, or over 3,583 bytes; `Tail`, not served yet",
+                "the client context is not base64 of a JSON object, or over 3,583 bytes; `Tail` with an invocation type other than `RequestResponse`",
             ),
             (
                 ApiError::InvalidRequestContent(String::new()),
@@ -388,12 +390,13 @@ impl InvokeApi {
         // `Timeout`, then it runs for up to that long.
         let wait_until = Instant::now() + target.timeout;
         let pool = target.pool.clone();
-        let (id, context, invocation_account) =
-            (request_id.to_owned(), headers.client_context, account.clone());
+        let extra =
+            crate::pool::Extra { client_context: headers.client_context, tail: headers.tail };
+        let (id, invocation_account) = (request_id.to_owned(), account.clone());
         // A task of its own, so that a caller that hangs up does not cut
         // the invocation short (which would cost its environment).
         let task = tokio::spawn(async move {
-            pool.invoke_with(admission, &id, body, context, invocation_account, wait_until).await
+            pool.invoke_with(admission, &id, body, extra, invocation_account, wait_until).await
         });
         let output = match task.await {
             Ok(Ok(output)) => output,
@@ -408,7 +411,8 @@ impl InvokeApi {
                 return (function, Err(ApiError::from_refusal(Refusal::Internal)));
             }
         };
-        let answer = answer(output, &self.metrics);
+        let (output, log) = output;
+        let answer = answer(output, log, &self.metrics);
         drop(account);
         (function, answer)
     }
@@ -550,6 +554,8 @@ pub struct Headers {
     pub invocation_type: InvocationType,
     /// `X-Amz-Client-Context`, decoded: the JSON the runtime is given.
     pub client_context: Option<String>,
+    /// `X-Amz-Log-Type: Tail`.
+    pub tail: bool,
 }
 
 impl Headers {
@@ -577,27 +583,26 @@ impl Headers {
                 )));
             }
         };
-        match text(&LOG_TYPE)? {
-            None | Some("None") => {}
-            Some("Tail") => {
-                return Err(ApiError::InvalidParameterValue(
-                    "X-Amz-Log-Type: Tail is not served by this pod yet; the function's logs are \
-                     the pod's (kubectl logs)"
-                        .to_owned(),
-                ));
-            }
+        let tail = match text(&LOG_TYPE)? {
+            None | Some("None") => false,
+            Some("Tail") => true,
             Some(other) => {
                 return Err(ApiError::Validation(format!(
                     "1 validation error detected: Value '{other}' at 'logType' failed to satisfy \
                      constraint: Member must satisfy enum value set: [None, Tail]"
                 )));
             }
+        };
+        if tail && invocation_type != InvocationType::RequestResponse {
+            return Err(ApiError::InvalidParameterValue(
+                "X-Amz-Log-Type: Tail applies to RequestResponse invocations only".to_owned(),
+            ));
         }
         let client_context = match text(&CLIENT_CONTEXT)? {
             None => None,
             Some(encoded) => Some(client_context(encoded)?),
         };
-        Ok(Headers { invocation_type, client_context })
+        Ok(Headers { invocation_type, client_context, tail })
     }
 }
 
@@ -624,7 +629,11 @@ pub fn client_context(encoded: &str) -> Result<String, ApiError> {
 /// The caller's answer for what the function gave back: its output with a
 /// 200, a function error marked as Lambda marks it, or a 429 when the
 /// memory budget could not hold the answer.
-fn answer(output: Output, metrics: &Metrics) -> Result<Response<Full<Bytes>>, ApiError> {
+fn answer(
+    output: Output,
+    log: Option<Vec<u8>>,
+    metrics: &Metrics,
+) -> Result<Response<Full<Bytes>>, ApiError> {
     let (payload, failed) = match output {
         Output::Response(payload) => (payload, false),
         Output::Error { payload, .. } => (payload, true),
@@ -639,6 +648,13 @@ fn answer(output: Output, metrics: &Metrics) -> Result<Response<Full<Bytes>>, Ap
     headers.insert(EXECUTED_VERSION, HeaderValue::from_static("$LATEST"));
     if failed {
         headers.insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
+    }
+    if let Some(log) = log {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(log);
+        // Base64 is always a header value.
+        if let Ok(value) = HeaderValue::from_str(&encoded) {
+            headers.insert(LOG_RESULT, value);
+        }
     }
     Ok(response)
 }
@@ -698,11 +714,7 @@ mod tests {
             read(&[("x-amz-invocation-type", "Event")]).map(|h| h.invocation_type),
             Ok(InvocationType::Event)
         );
-        // Not served yet: refused, not ignored.
-        assert!(matches!(
-            read(&[("x-amz-log-type", "Tail")]),
-            Err(ApiError::InvalidParameterValue(_))
-        ));
+        assert_eq!(read(&[("x-amz-log-type", "Tail")]).map(|h| h.tail), Ok(true));
     }
 
     #[test]

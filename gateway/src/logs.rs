@@ -24,9 +24,11 @@
 use crate::metrics::Metrics;
 use crate::throttle::TokenBucket;
 use std::io::Write;
-use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// The longest line passed on whole.
@@ -38,12 +40,107 @@ pub const BURST_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 /// One read from the pipe.
 pub const READ_BYTES: usize = 64 * 1024;
 
+/// What the Invoke API's `X-Amz-Log-Type: Tail` returns of an invocation's
+/// output: its last 4 KB, as Lambda's.
+pub const TAIL_BYTES: usize = 4 * 1024;
+/// Longest a tail waits for the pipes' readers to take what is in them.
+const FLUSH_WAIT: Duration = Duration::from_millis(200);
+
+/// One environment's output as it passes, kept while an invocation asks
+/// for it (the Invoke API's `Tail`): an environment runs one invocation at
+/// a time, so what it writes between the invocation's start and its answer
+/// is that invocation's. Holds at most twice [`TAIL_BYTES`], only while
+/// capturing.
+#[derive(Debug, Clone, Default)]
+pub struct Tail {
+    inner: Arc<TailInner>,
+}
+
+#[derive(Debug, Default)]
+struct TailInner {
+    /// Lines that contain this are passed on but not kept: the AWS RIE's
+    /// own diagnostics, which Lambda's tails do not have.
+    skip: Option<&'static [u8]>,
+    capture: Mutex<Option<Vec<u8>>>,
+    /// One per pipe reader: asks it to pass on what is readable now.
+    flushers: Mutex<Vec<mpsc::UnboundedSender<oneshot::Sender<()>>>>,
+}
+
+impl Tail {
+    /// A tail that leaves out lines containing `marker`.
+    pub fn skipping(marker: &'static [u8]) -> Tail {
+        Tail { inner: Arc::new(TailInner { skip: Some(marker), ..TailInner::default() }) }
+    }
+
+    /// Starts keeping the output.
+    pub fn begin(&self) {
+        *self.inner.capture.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Whether the output is being kept.
+    pub fn capturing(&self) -> bool {
+        self.inner.capture.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Keeps `bytes` (a line with its newline), if capturing.
+    pub fn note(&self, bytes: &[u8]) {
+        if let Some(marker) = self.inner.skip
+            && bytes.windows(marker.len()).any(|w| w == marker)
+        {
+            return;
+        }
+        let mut capture = self.inner.capture.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = capture.as_mut() {
+            kept.extend_from_slice(bytes);
+            if kept.len() > 2 * TAIL_BYTES {
+                kept.drain(..kept.len() - TAIL_BYTES);
+            }
+        }
+    }
+
+    /// Waits until each pipe's reader has passed on what was in the pipe
+    /// when asked (output written before the runtime answered is in it by
+    /// then), for at most [`FLUSH_WAIT`].
+    pub async fn flush(&self) {
+        let waits: Vec<oneshot::Receiver<()>> = {
+            let flushers = self.inner.flushers.lock().unwrap_or_else(|e| e.into_inner());
+            flushers
+                .iter()
+                .filter_map(|flusher| {
+                    let (done, wait) = oneshot::channel();
+                    flusher.send(done).ok().map(|()| wait)
+                })
+                .collect()
+        };
+        let _ = tokio::time::timeout(FLUSH_WAIT, futures_util::future::join_all(waits)).await;
+    }
+
+    /// Stops keeping the output and returns its last [`TAIL_BYTES`].
+    pub async fn end(&self) -> Vec<u8> {
+        self.flush().await;
+        let kept = self.inner.capture.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut kept = kept.unwrap_or_default();
+        if kept.len() > TAIL_BYTES {
+            kept.drain(..kept.len() - TAIL_BYTES);
+        }
+        kept
+    }
+
+    fn flusher(&self) -> mpsc::UnboundedReceiver<oneshot::Sender<()>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.flushers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
+    }
+}
+
 /// Passes `stdout` and `stderr` of one environment of `function` on to the
 /// gateway's, each in a task of its own that ends when the pipe closes (the
-/// process, and whatever it started, has ended).
+/// process, and whatever it started, has ended), keeping in `tail` what an
+/// invocation asks to see.
 pub fn forward(
     function: &Arc<str>,
     metrics: &Metrics,
+    tail: &Tail,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
 ) {
@@ -55,19 +152,38 @@ pub fn forward(
             continue;
         };
         let mut lines = Lines::new(function.clone(), metrics.clone(), bucket.clone());
+        lines.tail = Some(tail.clone());
+        let mut flushes = tail.flusher();
         tokio::spawn(async move {
             let mut buffer = vec![0; READ_BYTES];
+            let pass = |lines: &mut Lines, bytes: &[u8]| {
+                let now = Instant::now();
+                if to_stderr {
+                    lines.feed(bytes, now, &mut std::io::stderr().lock());
+                } else {
+                    lines.feed(bytes, now, &mut std::io::stdout().lock());
+                }
+            };
             loop {
-                match pipe.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let now = Instant::now();
-                        if to_stderr {
-                            lines.feed(&buffer[..n], now, &mut std::io::stderr().lock());
-                        } else {
-                            lines.feed(&buffer[..n], now, &mut std::io::stdout().lock());
+                tokio::select! {
+                    biased;
+                    Some(done) = flushes.recv() => {
+                        // What is in the pipe now, without waiting for more:
+                        // read(2) on the non-blocking pipe until EAGAIN.
+                        // (Not `try_read`, which reads only once the reactor
+                        // has seen the pipe readable, and may not have yet.)
+                        loop {
+                            match nix::unistd::read(pipe.as_fd(), &mut buffer) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => pass(&mut lines, &buffer[..n]),
+                            }
                         }
+                        let _ = done.send(());
                     }
+                    read = pipe.read(&mut buffer) => match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => pass(&mut lines, &buffer[..n]),
+                    },
                 }
             }
             let out: &mut dyn Write = if to_stderr {
@@ -94,6 +210,8 @@ pub struct Lines {
     dropped: (u64, u64),
     /// When drops were last reported: at most once a second.
     reported: Option<Instant>,
+    /// Where an invocation's lines are kept, when one asks.
+    tail: Option<Tail>,
 }
 
 impl Lines {
@@ -106,6 +224,7 @@ impl Lines {
             cut: 0,
             dropped: (0, 0),
             reported: None,
+            tail: None,
         }
     }
 
@@ -144,6 +263,9 @@ impl Lines {
             self.report_dropped(now, out, false);
             self.line.push(b'\n');
             let _ = out.write_all(&self.line);
+            if let Some(tail) = &self.tail {
+                tail.note(&self.line);
+            }
         } else {
             self.dropped.0 += 1;
             self.dropped.1 += size as u64;
@@ -183,6 +305,30 @@ mod tests {
         let metrics = Metrics::new();
         let bucket = Arc::new(TokenBucket::with(BURST_BYTES, BYTES_PER_SECOND, now));
         (Lines::new(Arc::from("f"), metrics.clone(), bucket), metrics)
+    }
+
+    #[tokio::test]
+    async fn a_tail_keeps_what_was_written_before_it_ends_and_no_more_than_4_kb() {
+        let (read, write) = nix::unistd::pipe().expect("a pipe");
+        let tail = Tail::skipping(b"(rapid)");
+        forward(&Arc::from("f"), &Metrics::new(), &tail, Some(read), None);
+        let mut write = std::fs::File::from(write);
+        // Not capturing: not kept.
+        write.write_all(b"before\n").expect("write");
+        tail.flush().await;
+        tail.begin();
+        // Written just before the end, still in the pipe when it is asked:
+        // the flush takes it.
+        write.write_all(b"one\n[INFO] (rapid) the RIE's own\ntwo\n").expect("write");
+        assert_eq!(String::from_utf8(tail.end().await).expect("text"), "one\ntwo\n");
+        assert!(!tail.capturing());
+        tail.begin();
+        for n in 0..500 {
+            writeln!(write, "line {n:04}").expect("write");
+        }
+        let kept = tail.end().await;
+        assert_eq!(kept.len(), TAIL_BYTES);
+        assert!(kept.ends_with(b"line 0499\n"));
     }
 
     #[test]

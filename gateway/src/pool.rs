@@ -35,6 +35,15 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 
+/// What an Invoke API caller may add to an invocation.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// `X-Amz-Client-Context`, decoded.
+    pub client_context: Option<String>,
+    /// `X-Amz-Log-Type: Tail`: return the invocation's last 4 KB of output.
+    pub tail: bool,
+}
+
 /// Why an invocation produced no output.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -237,19 +246,24 @@ impl Pool {
         account: Account,
         wait_until: Instant,
     ) -> Result<Output, InvokeError> {
-        self.invoke_with(admitted, request_id, event, None, account, wait_until).await
+        let extra = Extra::default();
+        let invoked = self.invoke_with(admitted, request_id, event, extra, account, wait_until);
+        invoked.await.map(|(output, _)| output)
     }
 
-    /// [`Pool::invoke`] with the caller's client context (the Invoke API's).
+    /// [`Pool::invoke`] with what the Invoke API's callers may add: a
+    /// client context, and a request for the invocation's log tail (which
+    /// comes back with the output: empty if the environment's output is not
+    /// read by the gateway).
     pub async fn invoke_with(
         &self,
         _admitted: Admission,
         request_id: &str,
         event: Bytes,
-        client_context: Option<String>,
+        extra: Extra,
         account: Account,
         wait_until: Instant,
-    ) -> Result<Output, InvokeError> {
+    ) -> Result<(Output, Option<Vec<u8>>), InvokeError> {
         let function = self.function();
         self.counted.queue_add(1);
         let slot = tokio::time::timeout_at(wait_until, self.slots.acquire()).await;
@@ -264,7 +278,7 @@ impl Pool {
             None => {
                 if let Some(failed) = self.backed_off() {
                     self.metrics.start_suppressed(function);
-                    return Ok(failed);
+                    return Ok((failed, extra.tail.then(Vec::new)));
                 }
                 // A cold start counts against the request's wait too.
                 match tokio::time::timeout_at(wait_until, self.start_env(false)).await {
@@ -281,12 +295,20 @@ impl Pool {
             account,
             request_id: request_id.to_owned(),
             event,
-            client_context,
+            client_context: extra.client_context,
             deadline: SystemTime::now() + timeout,
         };
+        let tail = if extra.tail { env.tail() } else { None };
+        if let Some(tail) = &tail {
+            tail.begin();
+        }
         self.counted.busy_add(1);
         let result = tokio::time::timeout_at(deadline, env.invoke(invocation)).await;
         self.counted.busy_add(-1);
+        let log = match &tail {
+            Some(tail) => Some(tail.end().await),
+            None => extra.tail.then(Vec::new),
+        };
         match result {
             Ok(Ok(output)) => {
                 self.counted.invocation(started.elapsed().as_secs_f64(), cold);
@@ -313,7 +335,7 @@ impl Pool {
                     );
                     self.discard(env, "died");
                 }
-                Ok(output)
+                Ok((output, log))
             }
             Ok(Err(e)) => {
                 tracing::warn!(function, env = env.id(), request_id, error = %e, "environment failed; replacing it");
@@ -331,7 +353,7 @@ impl Pool {
                     "invocation timed out; replacing its environment"
                 );
                 self.discard(env, "timeout");
-                Ok(timed_out(request_id, timeout))
+                Ok((timed_out(request_id, timeout), log))
             }
         }
     }

@@ -79,7 +79,7 @@ impl Reaper {
         &self,
         command: &mut Command,
         leads_group: bool,
-        logs: Option<(&Arc<str>, &crate::metrics::Metrics)>,
+        logs: Option<(&Arc<str>, &crate::metrics::Metrics, &crate::logs::Tail)>,
     ) -> io::Result<(Pid, watch::Receiver<Exit>)> {
         if logs.is_some() {
             command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
@@ -89,10 +89,10 @@ impl Reaper {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = command.spawn()?;
         let pid = child.id() as i32;
-        if let Some((function, metrics)) = logs {
+        if let Some((function, metrics, tail)) = logs {
             let stdout = child.stdout.take().map(std::os::fd::OwnedFd::from);
             let stderr = child.stderr.take().map(std::os::fd::OwnedFd::from);
-            crate::logs::forward(function, metrics, stdout, stderr);
+            crate::logs::forward(function, metrics, tail, stdout, stderr);
         }
         // std does not reap a dropped `Child`; the reaper does.
         drop(child);

@@ -56,6 +56,9 @@ pub enum Reply {
     Hang,
     /// Waits this long, then does the rest.
     After(Duration, Box<Reply>),
+    /// Writes this line to its output (what a tail shows), then does the
+    /// rest.
+    Log(String, Box<Reply>),
 }
 
 /// A payload in the shape API Gateway's payload 2.0 expects from a
@@ -146,6 +149,7 @@ impl Launcher for Fake {
                 initialized: true,
                 script: self.script.clone(),
                 record: self.record.clone(),
+                tail: crate::logs::Tail::default(),
             };
             Ok(Box::new(env) as Box<dyn Environment>)
         })
@@ -159,6 +163,8 @@ struct FakeEnv {
     initialized: bool,
     script: Script,
     record: Arc<Record>,
+    /// What its `Log` replies wrote.
+    tail: crate::logs::Tail,
 }
 
 impl fmt::Debug for FakeEnv {
@@ -197,6 +203,11 @@ impl Environment for FakeEnv {
                         reply = *then;
                         continue;
                     }
+                    Reply::Log(line, then) => {
+                        self.tail.note(format!("{line}\n").as_bytes());
+                        reply = *then;
+                        continue;
+                    }
                     // Charged to the invocation's account as a real
                     // environment charges what it reads.
                     Reply::Payload(bytes) => {
@@ -232,6 +243,9 @@ impl Environment for FakeEnv {
     }
     fn max_rss_bytes(&self) -> Option<u64> {
         None
+    }
+    fn tail(&self) -> Option<crate::logs::Tail> {
+        Some(self.tail.clone())
     }
     fn kill(self: Box<Self>) {
         self.record.killed.fetch_add(1, Ordering::SeqCst);

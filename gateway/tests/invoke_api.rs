@@ -128,8 +128,13 @@ async fn bad_input_gets_lambdas_400s_and_413_and_the_function_never_runs() {
         ("{}", &[("x-amz-invocation-type", "Sometimes")], 400, "ValidationException"),
         ("{}", &[("x-amz-log-type", "Everything")], 400, "ValidationException"),
         ("{}", &[("x-amz-client-context", "bm90IGpzb24=")], 400, "InvalidParameterValueException"),
-        // Not served yet: refused, never ignored.
-        ("{}", &[("x-amz-log-type", "Tail")], 400, "InvalidParameterValueException"),
+        // Lambda tails only what it answers.
+        (
+            "{}",
+            &[("x-amz-log-type", "Tail"), ("x-amz-invocation-type", "Event")],
+            400,
+            "InvalidParameterValueException",
+        ),
     ];
     for (payload, headers, status, kind) in cases {
         let r = testing::send(gw.admin, invoke("hello", payload, headers)).await;
@@ -212,6 +217,44 @@ async fn on_shutdown_queued_events_run_before_the_exit() {
     let record = gw.record("hello");
     gw.stop().await.expect("a clean stop");
     assert_eq!(Record::count(&record.invoked), 3, "every queued event ran");
+}
+
+#[tokio::test]
+async fn a_tail_is_the_invocations_last_4_kb_of_output_in_base64() {
+    use base64::Engine as _;
+    let fakes = Fakes::new().script("hello", |i| {
+        let event: Value = serde_json::from_slice(&i.event).expect("JSON");
+        let lines = event["lines"].as_u64().unwrap_or(1);
+        let mut reply = http(200, "{}");
+        for n in (0..lines).rev() {
+            reply = Reply::Log(
+                format!("{} line {n:04} {}", i.request_id, "x".repeat(80)),
+                Box::new(reply),
+            );
+        }
+        reply
+    });
+    let gw = Running::start(config(&[]), functions(), fakes).await;
+    let decode = |r: &Answer| {
+        let header = r.header("x-amz-log-result").expect("X-Amz-Log-Result");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(header).expect("base64");
+        String::from_utf8(bytes).expect("text")
+    };
+    let tail = ("x-amz-log-type", "Tail");
+    let r = testing::send(gw.admin, invoke("hello", r#"{"lines": 1}"#, &[tail])).await;
+    let id = r.header("x-amzn-requestid").expect("an id").to_owned();
+    assert_eq!(decode(&r), format!("{id} line 0000 {}\n", "x".repeat(80)));
+    // Only this invocation's lines, and only the last 4 KB of them.
+    let r = testing::send(gw.admin, invoke("hello", r#"{"lines": 100}"#, &[tail])).await;
+    let id = r.header("x-amzn-requestid").expect("an id").to_owned();
+    let log = decode(&r);
+    assert_eq!(log.len(), 4096);
+    assert!(log.ends_with(&format!("{id} line 0099 {}\n", "x".repeat(80))), "{log}");
+    assert!(log.lines().skip(1).all(|l| l.starts_with(&id)), "{log}");
+    // Without Tail, no log.
+    let r = testing::send(gw.admin, invoke("hello", r#"{"lines": 1}"#, &[])).await;
+    assert_eq!(r.header("x-amz-log-result"), None);
+    gw.stop().await.expect("a clean stop");
 }
 
 #[tokio::test]

@@ -68,6 +68,10 @@ struct BuiltinEnv {
     /// Turns `Some` when the bootstrap has exited.
     exit: watch::Receiver<Exit>,
     api: RuntimeApi,
+    /// Its output, when the gateway reads it.
+    tail: Option<crate::logs::Tail>,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, for the `REPORT` line.
+    memory_size: String,
     phase: watch::Receiver<Phase>,
     fresh: bool,
     /// Set when the environment can take no more invocations.
@@ -111,7 +115,8 @@ impl BuiltinEnv {
         if let Some(root) = spec.bootstrap.parent() {
             command.current_dir(root);
         }
-        let logs = spec.logs.as_ref().map(|metrics| (&spec.function, metrics));
+        let tail = spec.logs.as_ref().map(|_| crate::logs::Tail::default());
+        let logs = spec.logs.as_ref().zip(tail.as_ref()).map(|(m, t)| (&spec.function, m, t));
         let (pid, exit) = reaper.spawn(&mut command, true, logs).map_err(|source| {
             EnvError::Spawn { program: spec.bootstrap.display().to_string(), source }
         })?;
@@ -125,6 +130,13 @@ impl BuiltinEnv {
             exit,
             api,
             phase,
+            tail,
+            memory_size: spec
+                .vars
+                .iter()
+                .find(|(k, _)| k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
             fresh: true,
             broken: false,
             stopped: false,
@@ -225,6 +237,13 @@ impl Environment for BuiltinEnv {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or_default();
             let request_id = invocation.request_id;
+            // Lambda's own lines around an invocation's output, which a tail
+            // shows (the RIE prints them; so does Lambda).
+            let tailed = self.tail.clone().filter(crate::logs::Tail::capturing);
+            let started = std::time::Instant::now();
+            if let Some(tail) = &tailed {
+                tail.note(format!("START RequestId: {request_id} Version: $LATEST\n").as_bytes());
+            }
             let reply = self.api.submit(runtime_api::Invocation {
                 request_id: request_id.clone(),
                 deadline_ms,
@@ -272,8 +291,24 @@ impl Environment for BuiltinEnv {
                 }
             };
             self.fresh = false;
+            if let Some(tail) = &tailed {
+                // The function's lines written before it answered first.
+                tail.flush().await;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let used = peak_rss_bytes(self.pid).unwrap_or_default() / (1024 * 1024);
+                let lines = format!(
+                    "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {:.0} ms\tMemory Size: {} MB\tMax Memory Used: {used} MB\t\n",
+                    ms.ceil(),
+                    self.memory_size
+                );
+                tail.note(lines.as_bytes());
+            }
             Ok(output)
         })
+    }
+
+    fn tail(&self) -> Option<crate::logs::Tail> {
+        self.tail.clone()
     }
 
     fn max_rss_bytes(&self) -> Option<u64> {

@@ -138,6 +138,11 @@ pub trait Environment: Send + Debug {
     fn invoke(&mut self, invocation: Invocation) -> BoxFuture<'_, Result<Output, EnvError>>;
     /// The peak resident memory of its processes, in bytes, if known.
     fn max_rss_bytes(&self) -> Option<u64>;
+    /// Its output as it passes, for the Invoke API's `Tail`; `None` when it
+    /// goes straight to the gateway's own (no `Spec::logs`).
+    fn tail(&self) -> Option<crate::logs::Tail> {
+        None
+    }
     /// Kills its processes at once.
     fn kill(self: Box<Self>);
     /// Kills its processes and waits up to `grace` for them to be reaped.

@@ -108,6 +108,9 @@ struct RieEnv {
     groups: HashSet<Pid>,
     /// The invoke and Runtime API ports, reserved while this lives.
     _ports: [Port; 2],
+    /// Its output (the RIE's `START`/`END`/`REPORT` lines and the
+    /// function's), when the gateway reads it.
+    tail: Option<crate::logs::Tail>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -188,7 +191,10 @@ impl RieEnv {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
         // The RIE passes the function's output on as its own.
-        let logs = spec.logs.as_ref().map(|metrics| (&spec.function, metrics));
+        // The RIE's own diagnostics (`... [INFO] (rapid) ...`) are not the
+        // function's: a tail leaves them out, as Lambda's has none.
+        let tail = spec.logs.as_ref().map(|_| crate::logs::Tail::skipping(b"] (rapid) "));
+        let logs = spec.logs.as_ref().zip(tail.as_ref()).map(|(m, t)| (&spec.function, m, t));
         let (pid, exit) = reaper.spawn(&mut command, false, logs).map_err(|source| {
             EnvError::Spawn { program: launcher.rie.display().to_string(), source }
         })?;
@@ -203,6 +209,7 @@ impl RieEnv {
             stopped: false,
             groups: HashSet::new(),
             _ports: ports,
+            tail,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         let mut pause = Duration::from_micros(500);
@@ -431,6 +438,10 @@ impl Environment for RieEnv {
                 },
             })
         })
+    }
+
+    fn tail(&self) -> Option<crate::logs::Tail> {
+        self.tail.clone()
     }
 
     fn max_rss_bytes(&self) -> Option<u64> {
