@@ -107,6 +107,13 @@ impl State {
     }
 }
 
+impl Queued {
+    /// What it holds that a caller chose: its payload and client context.
+    fn size(&self) -> usize {
+        self.event.len() + self.client_context.as_ref().map_or(0, String::len)
+    }
+}
+
 /// One function's queue of events and the workers that run them.
 #[derive(Debug)]
 pub struct Queue {
@@ -144,8 +151,8 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `event` (already charged to `account`) as request
-    /// `request_id`.
+    /// Queues `event` and its client context (both already charged to
+    /// `account`) as request `request_id`.
     pub fn enqueue(
         &self,
         request_id: &str,
@@ -157,20 +164,21 @@ impl Queue {
         if state.closed {
             return Err(Refused::ShuttingDown);
         }
-        if state.queued() >= self.policy.max_queued
-            || state.bytes + event.len() > self.policy.max_bytes
-        {
-            return Err(Refused::Full);
-        }
-        state.bytes += event.len();
-        state.ready.push_back(Queued {
+        let queued = Queued {
             request_id: request_id.to_owned(),
             event,
             client_context,
             account,
             enqueued: Instant::now(),
             attempts: 0,
-        });
+        };
+        if state.queued() >= self.policy.max_queued
+            || state.bytes + queued.size() > self.policy.max_bytes
+        {
+            return Err(Refused::Full);
+        }
+        state.bytes += queued.size();
+        state.ready.push_back(queued);
         self.metrics.events_queued(self.function(), state.queued());
         drop(state);
         self.metrics.event(self.function(), "queued");
@@ -319,7 +327,7 @@ impl Queue {
     fn finish(&self, event: Queued, outcome: Option<&'static str>) {
         let mut state = self.lock();
         state.running.retain(|r| *r != event.request_id);
-        state.bytes = state.bytes.saturating_sub(event.event.len());
+        state.bytes = state.bytes.saturating_sub(event.size());
         let (queued, abandoned) = (state.queued(), state.abandoned);
         drop(state);
         self.metrics.events_queued(self.function(), queued);

@@ -437,6 +437,12 @@ impl InvokeApi {
             Err(refusal) => return Err(ApiError::from_refusal(refusal)),
         };
         check_json(&body)?;
+        // The client context waits with the event: charged to it too.
+        let context = headers.client_context.as_ref().map_or(0, String::len);
+        if !account.try_grow(context) {
+            self.metrics.over_budget();
+            return Err(ApiError::from_refusal(Refusal::OverBudget));
+        }
         match target.events.enqueue(request_id, body, headers.client_context, account) {
             Ok(()) => {
                 let mut response = Response::new(Full::new(Bytes::new()));
