@@ -55,6 +55,12 @@ use tokio::time::Instant;
 
 /// The path of every Invoke API request starts so.
 pub const PREFIX: &str = "/2015-03-31/functions/";
+/// Invoke API calls a pod serves at once. The admin port holds at most
+/// `server::ADMIN_CONNECTIONS` (128) connections, and a connection in a
+/// call is never evicted: without this bound, 128 long calls from inside
+/// the cluster would leave the kubelet's liveness probe (on the same port)
+/// waiting, and the pod restarted. Past it, a 429.
+pub const MAX_CONCURRENT_CALLS: usize = 96;
 /// The most `X-Amz-Client-Context` may hold, base64 included (Lambda's).
 pub const MAX_CLIENT_CONTEXT_BYTES: usize = 3_583;
 
@@ -91,6 +97,8 @@ pub struct InvokeApi {
     counted: RouteMetrics,
     region: String,
     access_log: bool,
+    /// Places for calls in progress ([`MAX_CONCURRENT_CALLS`]).
+    calls: tokio::sync::Semaphore,
 }
 
 /// How the caller asked for the invocation.
@@ -235,7 +243,7 @@ impl ApiError {
             ),
             (
                 ApiError::TooManyRequests(""),
-                "every environment of the function is busy and its queue is full (the HTTP API's requests count too), no environment came within the function's `Timeout`, the function's queue of asynchronous invocations is full, or the memory budget cannot hold the payload or the answer now; with `Retry-After: 1`",
+                "every environment of the function is busy and its queue is full (the HTTP API's requests count too), no environment came within the function's `Timeout`, the function's queue of asynchronous invocations is full, 96 calls are in progress in the pod (the admin port's probes keep their room), or the memory budget cannot hold the payload or the answer now; with `Retry-After: 1`",
             ),
             (
                 service,
@@ -307,6 +315,7 @@ impl InvokeApi {
             metrics,
             region,
             access_log,
+            calls: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS),
         }
     }
 
@@ -316,7 +325,19 @@ impl InvokeApi {
         let start = Instant::now();
         let request_id = crate::ids::request_id();
         let path = request.uri().path().to_owned();
-        let (function, answer) = self.invoke(request, &request_id).await;
+        let (function, answer) = match self.calls.try_acquire() {
+            Ok(_call) => self.invoke(request, &request_id).await,
+            Err(_) => {
+                // Drained first, as every refusal's body is.
+                let _ = intake::refuse_request(Refusal::QueueFull, request).await;
+                (
+                    String::new(),
+                    Err(ApiError::TooManyRequests(
+                        "Rate Exceeded: too many Invoke API calls in progress in this pod",
+                    )),
+                )
+            }
+        };
         let mut response = answer.unwrap_or_else(|e| e.response());
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, id);

@@ -177,7 +177,7 @@ pub async fn run_admin(
 /// Connections the admin port serves at once: a scraper, probes, and the
 /// cluster's callers of the Invoke API (what their requests hold is bounded
 /// by the memory budget; a connection's own buffers, ~10 KiB, by this).
-const ADMIN_CONNECTIONS: usize = 128;
+pub const ADMIN_CONNECTIONS: usize = 128;
 
 /// What a request whose handler panicked gets (the panic is a bug; the
 /// connection and the process survive it).

@@ -319,6 +319,39 @@ async fn both_doors_share_one_queue() {
 }
 
 #[tokio::test]
+async fn long_calls_cannot_take_the_admin_port_from_the_probes() {
+    // One environment that never answers (within the function's 3 s
+    // Timeout), and room for every call in the pool's queue: only the cap
+    // on calls in progress stops them.
+    let fakes = Fakes::new().script("hello", |_| Reply::Hang);
+    let gw = Running::start(config(&["--envs", "1", "--queue", "500"]), functions(), fakes).await;
+    let cap = gateway::invoke_api::MAX_CONCURRENT_CALLS;
+    let admin = gw.admin;
+    let calls: Vec<_> = (0..cap)
+        .map(|_| {
+            tokio::spawn(async move { testing::send(admin, invoke("hello", "{}", &[])).await })
+        })
+        .collect();
+    // Every call in progress: the queue depth counts all but the running one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let waiting = format!(r#"kf_gateway_queue_depth{{function="hello"}} {}"#, cap - 1);
+    while !gw.admin_get("/metrics").await.text().contains(&waiting) {
+        assert!(std::time::Instant::now() < deadline, "{cap} calls in progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = testing::send(gw.admin, invoke("hello", "{}", &[])).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap_or_default().contains("in progress"));
+    // The probe still gets in, at once.
+    let probe = tokio::time::timeout(Duration::from_secs(1), gw.admin_get("/healthz")).await;
+    assert_eq!(probe.expect("the probe answered within 1 s").status, StatusCode::OK);
+    for call in calls {
+        call.abort();
+    }
+    gw.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
 async fn an_answer_the_budget_cannot_hold_is_a_429() {
     // 3 MiB of budget; the function answers 2 MiB, which with its parsing
     // costs more than is left.
