@@ -558,7 +558,9 @@ def case(name, **kwargs):
         except ValueError:
             out["payload"] = payload.decode()
     except client.exceptions.ClientError as e:
-        out = {"exception": e.response["Error"]["Code"],
+        # The class botocore raised: the modeled exception of that name, if
+        # Lambda's API model has one, else the generic ClientError.
+        out = {"exception": e.response["Error"]["Code"], "class": type(e).__name__,
                "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
     print(json.dumps({"case": name, **out}))
 context = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
@@ -637,7 +639,7 @@ fn real_clients_invoke_functions_by_name(emulator: Emulator) {
         ("unknown function", "ResourceNotFoundException", 404),
         ("another version", "ResourceNotFoundException", 404),
         ("not JSON", "InvalidRequestContentException", 400),
-        ("too large", "RequestEntityTooLargeException", 413),
+        ("too large", "RequestTooLargeException", 413),
     ] {
         let c = case(name);
         assert_eq!(
@@ -645,6 +647,8 @@ fn real_clients_invoke_functions_by_name(emulator: Emulator) {
             (&json!(exception), &json!(status)),
             "{name}: {c}"
         );
+        // One of Lambda's own modeled errors, as an SDK knows them.
+        assert_eq!(c["class"], json!(exception), "{name}: {c}");
     }
     // `cargo lambda invoke`, as against `cargo lambda watch`.
     let port = stack.admin.rsplit(':').next().expect("a port");

@@ -41,9 +41,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The largest event the queue takes: Lambda's limit for asynchronous
-/// payloads when the pod was written (256 KB), which also bounds what one
+/// payloads (1 MB since 2025; 256 KB before), which also bounds what one
 /// event holds while it waits.
-pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// The most events one function's queue holds, retries waiting included.
 pub const MAX_QUEUED: usize = 1_000;
 /// Lambda's wait before the first retry of a failed event (the second

@@ -10,7 +10,7 @@
 //! * `X-Amz-Invocation-Type`: `RequestResponse` (the default: the function's
 //!   output is the body, with a 200 even for a function error, which
 //!   `X-Amz-Function-Error: Unhandled` marks, as on Lambda), `Event` (a 202
-//!   once the payload, at most 256 KB, is queued: [`crate::events`]) or
+//!   once the payload, at most 1 MB, is queued: [`crate::events`]) or
 //!   `DryRun` (a 204 when the function exists).
 //! * `X-Amz-Log-Type`: `None`, or `Tail`: the last 4 KB of the
 //!   invocation's output (with Lambda's `START`, `END` and `REPORT` lines),
@@ -124,7 +124,7 @@ pub enum ApiError {
     InvalidParameterValue(String),
     /// 400: the payload is not JSON, or did not arrive whole.
     InvalidRequestContent(String),
-    /// 413: the payload is over this many bytes (6 MB; 256 KB for an
+    /// 413: the payload is over this many bytes (6 MB; 1 MB for an
     /// event).
     RequestTooLarge(usize),
     /// 408: the payload did not arrive within 10 s.
@@ -168,7 +168,7 @@ impl ApiError {
             ApiError::Validation(_) => "ValidationException",
             ApiError::InvalidParameterValue(_) => "InvalidParameterValueException",
             ApiError::InvalidRequestContent(_) => "InvalidRequestContentException",
-            ApiError::RequestTooLarge(_) => "RequestEntityTooLargeException",
+            ApiError::RequestTooLarge(_) => "RequestTooLargeException",
             ApiError::RequestTimeout => "RequestTimeoutException",
             ApiError::TooManyRequests(_) => "TooManyRequestsException",
             ApiError::Service(..) => "ServiceException",
@@ -239,7 +239,7 @@ impl ApiError {
             (ApiError::RequestTimeout, "the payload did not arrive within 10 s"),
             (
                 ApiError::RequestTooLarge(0),
-                "the payload is over 6 MB (256 KB for an `Event`; declared, or found while reading), or could never fit the memory budget",
+                "the payload is over 6 MB (1 MB for an `Event`; declared, or found while reading), or could never fit the memory budget",
             ),
             (
                 ApiError::TooManyRequests(""),

@@ -146,19 +146,19 @@ async fn bad_input_gets_lambdas_400s_and_413_and_the_function_never_runs() {
     let r = testing::send(gw.admin, invoke("hello", &big, &[])).await;
     assert_eq!(
         (r.status, r.header("x-amzn-errortype")),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestEntityTooLargeException"))
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLargeException"))
     );
-    // An event's limit is 256 KB.
-    let big = format!("\"{}\"", "x".repeat(256 * 1024));
+    // An event's limit is 1 MB.
+    let big = format!("\"{}\"", "x".repeat(1024 * 1024));
     let r =
         testing::send(gw.admin, invoke("hello", &big, &[("x-amz-invocation-type", "Event")])).await;
     assert_eq!(
         (r.status, r.header("x-amzn-errortype")),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestEntityTooLargeException"))
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLargeException"))
     );
     assert_eq!(
         r.json()["message"],
-        "Request must be smaller than 262144 bytes for the InvokeFunction operation"
+        "Request must be smaller than 1048576 bytes for the InvokeFunction operation"
     );
     assert_eq!(Record::count(&gw.record("hello").invoked), 0);
     gw.stop().await.expect("a clean stop");
