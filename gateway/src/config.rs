@@ -62,7 +62,9 @@ pub struct Config {
 
     /// Serve only these functions (by name, comma-separated), so that each
     /// can have its own Deployment and scale on its own; the other
-    /// functions' routes are 404s here [default: all of them].
+    /// functions' routes are 404s here, and so are their names on the
+    /// Invoke API (the authorizers of the routes served run too)
+    /// [default: all of them, a function with no route included].
     #[arg(long, env = "KF_FUNCTIONS", value_delimiter = ',')]
     pub functions: Vec<String>,
 
