@@ -62,6 +62,12 @@ fn events() -> Vec<(String, Bytes)> {
     events
 }
 
+/// The gateway's settings for bootstraps under `functions_dir`.
+fn config(functions_dir: &Path) -> Config {
+    let dir = functions_dir.to_str().expect("a UTF-8 path");
+    Config::try_parse_from(["gateway", "--functions-dir", dir]).expect("config")
+}
+
 async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
     let invocation = Invocation {
         account: gateway::budget::Account::unlimited(),
@@ -97,12 +103,7 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
             std::fs::copy(bin.join(&function.name), dir.join("bootstrap")).expect("copy bootstrap");
         }
         let functions_dir = image.join("functions");
-        let config = Config::try_parse_from([
-            "gateway",
-            "--functions-dir",
-            functions_dir.to_str().expect("a UTF-8 path"),
-        ])
-        .expect("config");
+        let config = config(&functions_dir);
         // The HTTP functions (an authorizer takes another kind of event).
         let http =
             |f: &&gateway::template::Function| template.routes.iter().any(|r| r.function == f.name);
@@ -148,12 +149,7 @@ async fn the_client_context_reaches_the_runtime_the_same_through_both_kinds(
             .expect("template.yaml");
         let function = template.functions.iter().find(|f| f.name == "ping").expect("ping");
         let functions_dir = image.join("functions");
-        let config = Config::try_parse_from([
-            "gateway",
-            "--functions-dir",
-            functions_dir.to_str().expect("a UTF-8 path"),
-        ])
-        .expect("config");
+        let config = config(&functions_dir);
         let spec = gateway::function_spec(&config, function);
         let mut ours = Builtin::new(spec.clone()).start(reaper, false).await.expect("built-in");
         let mut theirs = Rie::new(spec, rie_path).start(reaper, false).await.expect("RIE");

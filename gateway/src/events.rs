@@ -392,9 +392,8 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::{Invocation, Spec};
-    use crate::reaper::Reaper;
-    use crate::testing::{Fake, Record, Reply};
+    use crate::environment::Invocation;
+    use crate::testing::{Record, Reply};
 
     /// The fake's reply: `ok` answers, `fail` is a function error,
     /// `fail-once:<id>` fails the first try of each event only, `slow`
@@ -425,18 +424,9 @@ mod tests {
         max_age: Duration,
         max_queued: usize,
     ) -> (Arc<Queue>, Arc<Record>, Metrics) {
-        let record = Arc::new(Record::default());
-        let metrics = Metrics::new();
-        let spec = Spec {
-            function: Arc::from("fake"),
-            bootstrap: "/nonexistent/bootstrap".into(),
-            vars: Vec::new(),
-            arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
-            timeout: Duration::from_secs(30),
-            logs: None,
-        };
-        let launcher = Box::new(Fake::new(spec, Arc::new(reply), Duration::ZERO, record.clone()));
-        let pool = Arc::new(Pool::new(launcher, Reaper::idle(), metrics.clone(), 1, 4));
+        let timeout = Duration::from_secs(30);
+        let (pool, record, metrics) =
+            crate::testing::fake_pool(Arc::new(reply), Duration::ZERO, 1, 4, timeout);
         let policy =
             Policy { retries, max_age, first_retry: FIRST_RETRY, max_queued, max_bytes: 1 << 20 };
         (Queue::start(pool, policy, metrics.clone(), 1), record, metrics)

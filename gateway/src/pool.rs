@@ -451,8 +451,7 @@ fn timed_out(request_id: &str, timeout: Duration) -> Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::Spec;
-    use crate::testing::{Fake, Record, Reply};
+    use crate::testing::{Record, Reply};
 
     /// The fake's reply to an event: `ok:<ms>` answers with the request id
     /// after that long, `exit` ends the environment with its invocation (as
@@ -481,21 +480,9 @@ mod tests {
         queue: usize,
         timeout: Duration,
     ) -> (Arc<Pool>, Arc<Record>, Metrics) {
-        let record = Arc::new(Record::default());
-        let metrics = Metrics::new();
-        let spec = Spec {
-            function: Arc::from("fake"),
-            bootstrap: "/nonexistent/bootstrap".into(),
-            vars: Vec::new(),
-            arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
-            timeout,
-            logs: None,
-        };
         // A cold start takes 10 ms.
-        let launcher =
-            Box::new(Fake::new(spec, Arc::new(reply), Duration::from_millis(10), record.clone()));
-        let pool = Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);
-        (Arc::new(pool), record, metrics)
+        let script = Arc::new(reply);
+        crate::testing::fake_pool(script, Duration::from_millis(10), max_envs, queue, timeout)
     }
 
     /// Runs `event` as request `id`, waiting for an environment at most

@@ -60,7 +60,7 @@ impl Reaper {
 
     /// A reaper that reaps nothing, for tests whose environments start no
     /// process.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn idle() -> Arc<Reaper> {
         Arc::new(Reaper { waiters: Mutex::new(HashMap::new()) })
     }

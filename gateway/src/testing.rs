@@ -256,6 +256,32 @@ impl Environment for FakeEnv {
     }
 }
 
+/// A pool (`max_envs` environments, `queue` places waiting) of a fake
+/// function named `fake` that answers as `script` says, each environment
+/// after a cold start of `cold_start`, each invocation given `timeout`: for
+/// the pool's and the event queue's own tests.
+pub fn fake_pool(
+    script: Script,
+    cold_start: Duration,
+    max_envs: usize,
+    queue: usize,
+    timeout: Duration,
+) -> (Arc<crate::pool::Pool>, Arc<Record>, crate::metrics::Metrics) {
+    let record = Arc::new(Record::default());
+    let metrics = crate::metrics::Metrics::new();
+    let spec = Spec {
+        function: Arc::from("fake"),
+        bootstrap: "/nonexistent/bootstrap".into(),
+        vars: Vec::new(),
+        arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
+        timeout,
+        logs: None,
+    };
+    let launcher = Box::new(Fake::new(spec, script, cold_start, record.clone()));
+    let pool = crate::pool::Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);
+    (Arc::new(pool), record, metrics)
+}
+
 /// The gateway's settings from these flags, as `main` would parse them
 /// (the `KF_*` variables of the test's environment apply too: CI sets none).
 pub fn config(flags: &[&str]) -> Config {
