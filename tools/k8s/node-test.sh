@@ -276,7 +276,7 @@ say "a pod deleted under Locust load"
 locust_run kill 40 20 > "$state/kill.out" &
 loader=$!
 eventually "Locust is sending" test -s "$state/logs/locust-kill.log"
-victim=$(k get pods -n "$ns" -l app.kubernetes.io/component=api -o name | head -n 1)
+victim=$(k get pods -n "$ns" -l app.kubernetes.io/component=api -o name | sed -n 1p)
 killed_at=$SECONDS
 k delete "$victim" -n "$ns" --wait=false > /dev/null
 ready_one() { [ "$(k get deployment kf-api -n "$ns" -o jsonpath='{.status.readyReplicas}')" -ge 1 ] 2>/dev/null \
@@ -292,7 +292,7 @@ k patch hpa kf-api-hpa -n "$ns" --type merge -p '{"spec":{"minReplicas":1,"maxRe
 
 # --- abuse: large bodies from many clients ---------------------------------------
 say "large bodies from many clients, against the pod's 128 MiB"
-pod=$(k get pods -n "$ns" -l app.kubernetes.io/component=api -o name | head -n 1)
+pod=$(k get pods -n "$ns" -l app.kubernetes.io/component=api -o name | sed -n 1p)
 statuses=$(in_node python3 - "$base" <<'EOF'
 import collections, http.client, sys, threading, time
 host = sys.argv[1].split("//")[1]
@@ -324,7 +324,7 @@ restarts=$(k get "$pod" -n "$ns" -o jsonpath='{.status.containerStatuses[0].rest
 last=$(k get "$pod" -n "$ns" -o jsonpath='{.status.containerStatuses[0].lastState.terminated.reason}')
 [ "$restarts" = 0 ] && [ -z "$last" ] || die "$pod restarted $restarts times (last: $last)"
 id=$(k get "$pod" -n "$ns" -o jsonpath='{.status.containerStatuses[0].containerID}')
-cg=$(find /sys/fs/cgroup/memory/kf-api-node -type d -name "${id#containerd://}" | head -n 1)
+cg=$(find /sys/fs/cgroup/memory/kf-api-node -type d -name "${id#containerd://}" | sed -n 1p)
 peak_mem=$(cat "$cg/memory.max_usage_in_bytes")
 pass "every answer 200/413/422/503; not OOMKilled, 0 restarts; container peak memory $((peak_mem / 1024 / 1024)) MiB of 128"
 record abuse "{\"answers\": \"$statuses\", \"peak_memory_bytes\": $peak_mem, \"restarts\": $restarts}"

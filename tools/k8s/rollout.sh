@@ -30,8 +30,10 @@ k rollout status deployment "$deploy" -n "$ns" --timeout "${timeout}s" > /dev/nu
 selector=$(k get deployment "$deploy" -n "$ns" -o go-template \
   --template '{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}')
 selector=${selector%,}
-service=$(k get services -n "$ns" -o name | head -1)
-service=${service#service/}
+# The public Service (the LoadBalancer; kf-api-admin selects the same pods).
+service=$(k get services -n "$ns" -o jsonpath \
+  --template '{range .items[?(@.spec.type=="LoadBalancer")]}{.metadata.name}{"\n"}{end}' | sed -n 1p)
+[ -n "$service" ] || die "no LoadBalancer Service in $ns"
 old_image=$(k get deployment "$deploy" -n "$ns" -o jsonpath --template '{.spec.template.spec.containers[0].image}')
 new_image=${old_image%:*}:rollout-test
 

@@ -201,7 +201,7 @@ EOF
   k apply -k "$broken" -n "$ns" > "$out" 2> "$err" || { cat "$err" >&2; die "apply of the broken Deployment failed"; }
   grep -q 'would violate PodSecurity "restricted:latest"' "$err" \
     || { cat "$err" >&2; die "no PodSecurity warning for the broken Deployment"; }
-  pass "kubectl warns: $(grep -o 'would violate PodSecurity.*' "$err" | head -1)"
+  pass "kubectl warns: $(grep -o 'would violate PodSecurity.*' "$err" | sed -n 1p)"
   replica_failure() {
     k get replicasets -n "$ns" -l app.kubernetes.io/component=api -o jsonpath --template \
       '{.items[*].status.conditions[?(@.type=="ReplicaFailure")].message}' | grep -q 'violates PodSecurity'
