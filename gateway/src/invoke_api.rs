@@ -50,7 +50,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// The path of every Invoke API request starts so.
@@ -78,11 +77,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 #[derive(Debug, Clone)]
 pub struct Target {
     pub pool: Arc<Pool>,
-    /// Its ARN, for error messages.
-    pub arn: Arc<str>,
-    /// How long one invocation may run (its `Timeout`): also how long one
-    /// waits for an environment.
-    pub timeout: Duration,
     /// Its asynchronous invocations.
     pub events: Arc<Queue>,
 }
@@ -409,7 +403,7 @@ impl InvokeApi {
         // Waiting counts against the invocation as on Lambda, whose
         // synchronous invocations never wait: at most the function's own
         // `Timeout`, then it runs for up to that long.
-        let wait_until = Instant::now() + target.timeout;
+        let wait_until = Instant::now() + target.pool.timeout();
         let pool = target.pool.clone();
         let extra =
             crate::pool::Extra { client_context: headers.client_context, tail: headers.tail };

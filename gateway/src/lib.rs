@@ -159,7 +159,6 @@ pub async fn serve(
         }
         // ReservedConcurrentExecutions caps the function's environments.
         let max_envs = function.reserved_concurrency.map_or(envs, |n| n.min(envs));
-        let arn = launcher.spec().arn.clone();
         let pool =
             Arc::new(Pool::new(launcher, reaper.clone(), metrics.clone(), max_envs, config.queue));
         // Its asynchronous invocations: a quarter of the budget at most, so
@@ -173,12 +172,7 @@ pub async fn serve(
         };
         let queue = events::Queue::start(pool.clone(), policy, metrics.clone(), max_envs);
         queues.push(queue.clone());
-        let target = invoke_api::Target {
-            pool: pool.clone(),
-            arn,
-            timeout: function.timeout,
-            events: queue,
-        };
+        let target = invoke_api::Target { pool: pool.clone(), events: queue };
         targets.push((vec![function.name.clone(), function.logical_id.clone()], target));
         pools.insert(Arc::<str>::from(function.name.as_str()), pool);
     }
