@@ -51,6 +51,7 @@ pub mod proxy;
 pub mod reaper;
 pub mod refusal;
 pub mod routes;
+pub mod extension_api;
 pub mod runtime_api;
 pub mod server;
 pub mod template;
@@ -88,6 +89,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("--functions: the template has no function {0:?} (it has {1})")]
     UnknownFunction(String, String),
+    #[error("function {0}: {1}")]
+    Extensions(String, String),
 }
 
 /// Serves the functions of `template` on `listener` (and the admin port on
@@ -151,7 +154,10 @@ pub async fn serve(
     let mut queues = Vec::new();
     for function in template.functions.iter().filter(|f| runs(&f.name)) {
         // The functions' output passes through the gateway, bounded.
-        let spec = Spec { logs: Some(metrics.clone()), ..function_spec(&config, function) };
+        let spec = function_spec(&config, function);
+        let extensions = function_extensions(&spec.bootstrap)
+            .map_err(|why| StartError::Extensions(function.name.clone(), why))?;
+        let spec = Spec { logs: Some(metrics.clone()), extensions, ..spec };
         let launcher = launch(spec);
         if !launcher.can_start() {
             let bootstrap = launcher.spec().bootstrap.display();
@@ -322,7 +328,49 @@ pub fn function_spec(config: &Config, function: &Function) -> Spec {
         vars,
         timeout: function.timeout,
         logs: None,
+        extensions: Vec::new(),
     }
+}
+
+/// The external extensions of the function whose bootstrap is
+/// `bootstrap`: every file in the `extensions/` directory beside it, in
+/// name order (Lambda's `/opt/extensions`, which Lambda lists the same way).
+/// None when there is no such directory. Refused, so that the gateway does
+/// not start at all: a file that is not executable (Lambda would fail every
+/// init with it), and more than Lambda's ten.
+pub fn function_extensions(bootstrap: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dir) = bootstrap.parent().map(|d| d.join("extensions")) else {
+        return Ok(Vec::new());
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?.path();
+        // Followed, as a symlink to a binary is a common way to install one.
+        let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.is_dir() {
+            continue;
+        }
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err(format!("extension {} is not executable", path.display()));
+        }
+        found.push(path);
+    }
+    found.sort();
+    if found.len() > extension_api::MAX_EXTENSIONS {
+        return Err(format!(
+            "{} has {} extensions; Lambda allows {}",
+            dir.display(),
+            found.len(),
+            extension_api::MAX_EXTENSIONS
+        ));
+    }
+    Ok(found)
 }
 
 /// The account in the functions' ARNs: the one the AWS RIE uses, so that a

@@ -29,6 +29,7 @@
 //! [`Reply`], and watches its [`Phase`] (ready, or failed to initialize).
 
 use crate::budget::{self, Account, ReadError};
+use crate::extension_api::{self, Metadata, Registry};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -132,11 +133,16 @@ pub struct RuntimeApi {
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     /// A std mutex: held for a take or a put, never across an await.
     state: Mutex<State>,
     /// Wakes a `/next` waiting for work.
     work: Notify,
+    /// Wakes every extension's `/event/next` when events are handed out.
+    extension_work: Notify,
+    /// Bumped whenever an extension's state changes, for those waiting on
+    /// the extensions (registered, ready, shut down).
+    progress: watch::Sender<()>,
     phase: watch::Sender<Phase>,
 }
 
@@ -149,6 +155,10 @@ struct State {
     /// The request id of the invocation answered last, until the next
     /// `/next`: a second answer to it is a state error, not an unknown id.
     answered: Option<String>,
+    /// Whether the runtime has asked for work (its own init is over).
+    polled: bool,
+    /// The environment's extensions ([`crate::extension_api`]).
+    extensions: Registry,
 }
 
 impl RuntimeApi {
@@ -156,11 +166,24 @@ impl RuntimeApi {
     /// port the kernel picks (the bootstrap is told it, so there is no race
     /// for a port).
     pub async fn start() -> std::io::Result<RuntimeApi> {
+        RuntimeApi::with_extensions(Metadata::default()).await
+    }
+
+    /// [`RuntimeApi::start`], serving the Extensions API too: `meta` is
+    /// what registration answers and which external extensions were
+    /// started.
+    pub async fn with_extensions(meta: Metadata) -> std::io::Result<RuntimeApi> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let (phase, _) = watch::channel(Phase::Initializing);
-        let shared =
-            Arc::new(Shared { state: Mutex::new(State::default()), work: Notify::new(), phase });
+        let state = State { extensions: Registry::new(meta), ..State::default() };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            work: Notify::new(),
+            extension_work: Notify::new(),
+            progress: watch::Sender::new(()),
+            phase,
+        });
         let server = tokio::spawn(serve(listener, shared.clone())).abort_handle();
         Ok(RuntimeApi { shared, addr, server })
     }
@@ -193,6 +216,68 @@ impl RuntimeApi {
     pub fn phase(&self) -> watch::Receiver<Phase> {
         self.shared.phase.subscribe()
     }
+
+    /// Waits until `done` holds for the extensions, re-checking whenever
+    /// one of them moves.
+    async fn until(&self, done: impl Fn(&Registry) -> bool) {
+        until(&self.shared, done).await;
+    }
+
+    /// Completes when the extension called `name` is done with `SHUTDOWN`
+    /// (it need not be polled while this API lives: it holds its own
+    /// reference).
+    pub fn shut_down_by(&self, name: &str) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        let name = name.to_owned();
+        async move { until(&shared, |r| r.shut_down_by(&name)).await }
+    }
+
+    /// Waits until every external extension started has registered (the
+    /// runtime starts after that, as on Lambda).
+    pub async fn extensions_registered(&self) {
+        self.until(Registry::all_registered).await;
+    }
+
+    /// Waits until every extension has called `next` since its last event:
+    /// after an invocation, the environment is free only then.
+    pub async fn extensions_settled(&self) {
+        self.until(Registry::all_ready).await;
+    }
+
+    /// Hands `SHUTDOWN` to the extensions registered for it; `false` if
+    /// there are none.
+    pub fn shutdown_extensions(&self, deadline_ms: u64, reason: &str) -> bool {
+        let any = self.shared.with_extensions(|r| r.shutdown(deadline_ms, reason));
+        if any {
+            self.shared.extension_work.notify_waiters();
+        }
+        any
+    }
+
+    /// Whether any extension registered for `SHUTDOWN`.
+    pub fn wants_shutdown(&self) -> bool {
+        self.shared.with_extensions(|r| r.wants_shutdown())
+    }
+
+    /// Waits until the extensions given `SHUTDOWN` have taken it and
+    /// called `next` again (an extension that exits instead is the
+    /// environment's to notice).
+    pub async fn extensions_shut_down(&self) {
+        self.until(Registry::shut_down).await;
+    }
+}
+
+async fn until(shared: &Shared, done: impl Fn(&Registry) -> bool) {
+    let mut progress = shared.progress.subscribe();
+    loop {
+        progress.borrow_and_update();
+        if shared.with_extensions(|r| done(r)) {
+            return;
+        }
+        if progress.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Drop for RuntimeApi {
@@ -204,6 +289,67 @@ impl Drop for RuntimeApi {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn with_extensions<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut self.lock().extensions)
+    }
+
+    /// A future that completes when events are next handed to extensions
+    /// (created before looking for one, so none is missed).
+    pub(crate) fn extension_work(&self) -> tokio::sync::futures::Notified<'_> {
+        self.extension_work.notified()
+    }
+
+    /// An extension moved: init may be over now, and whoever waits on the
+    /// extensions looks again.
+    pub(crate) fn changed(&self) {
+        self.progress.send_replace(());
+        self.check_init();
+    }
+
+    /// Init is over when the runtime and every extension have called
+    /// `next`: the environment is ready, and registration closes.
+    fn check_init(&self) {
+        if *self.phase.borrow() != Phase::Initializing {
+            return;
+        }
+        let ready = {
+            let mut state = self.lock();
+            let ready = state.polled
+                && state.extensions.all_registered()
+                && state.extensions.all_ready();
+            if ready {
+                state.extensions.close();
+            }
+            ready
+        };
+        if ready {
+            self.phase.send_if_modified(|phase| {
+                let first = *phase == Phase::Initializing;
+                if first {
+                    *phase = Phase::Ready;
+                }
+                first
+            });
+            // An invocation submitted during init may go now.
+            self.work.notify_one();
+        }
+    }
+
+    /// An extension posted an init or exit error: the environment fails,
+    /// with the error Lambda gives its invocation.
+    pub(crate) fn extension_failed(&self, name: &str, kind: &str, at_exit: bool) {
+        let (error_type, what) = if at_exit {
+            ("Extension.ExitError", "exit")
+        } else {
+            ("Extension.InitError", "init")
+        };
+        let message = format!("Extension {name} reported an {what} error: {kind}");
+        let payload = error_payload(error_type, &message);
+        let failed = Phase::Failed(InitError { error_type: error_type.to_owned(), payload });
+        self.phase.send_replace(failed);
+        self.progress.send_replace(());
     }
 }
 
@@ -243,14 +389,14 @@ struct ErrorBody<'a> {
     kind: &'a str,
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-fn accepted() -> Response<Full<Bytes>> {
+pub(crate) fn accepted() -> Response<Full<Bytes>> {
     json(StatusCode::ACCEPTED, br#"{"status":"OK"}"#.to_vec())
 }
 
@@ -260,7 +406,7 @@ pub fn error_payload(kind: &str, message: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&ErrorBody { message, kind }).unwrap_or_default())
 }
 
-fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
     json(status, error_payload(kind, message).to_vec())
 }
 
@@ -304,6 +450,12 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    if let Some((call, method)) = extension_api::call(&path) {
+        if request.method().as_str() != method {
+            return Ok(wrong_method(method));
+        }
+        return Ok(extension_api::handle(&shared, call, request).await);
+    }
     let response = match call(request.method(), &path) {
         Call::Next => next(&shared).await,
         Call::Response(id) => {
@@ -327,12 +479,7 @@ async fn handle(
             shared.phase.send_replace(Phase::Failed(InitError { error_type: kind, payload }));
             accepted()
         }
-        Call::WrongMethod(allow) => {
-            let mut response = Response::new(Full::new(Bytes::new()));
-            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-            response
-        }
+        Call::WrongMethod(allow) => wrong_method(allow),
         Call::Unknown => {
             let mut response =
                 Response::new(Full::new(Bytes::from_static(b"404 page not found\n")));
@@ -344,6 +491,13 @@ async fn handle(
         }
     };
     Ok(response)
+}
+
+fn wrong_method(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn error_type(request: &Request<Incoming>) -> String {
@@ -358,13 +512,9 @@ fn error_type(request: &Request<Incoming>) -> String {
 
 /// `GET /next`: the next invocation, once there is one.
 async fn next(shared: &Shared) -> Response<Full<Bytes>> {
-    shared.phase.send_if_modified(|phase| {
-        let first = *phase == Phase::Initializing;
-        if first {
-            *phase = Phase::Ready;
-        }
-        first
-    });
+    if !std::mem::replace(&mut shared.lock().polled, true) {
+        shared.check_init();
+    }
     loop {
         // Registered before looking, so a submit in between is not missed.
         let notified = shared.work.notified();
@@ -376,9 +526,19 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
                 return next_response(invocation.clone());
             }
             state.answered = None;
-            if let Some((invocation, reply)) = state.waiting.take() {
+            // Init is over (the extensions' too) before an invocation goes.
+            let ready = *shared.phase.borrow() == Phase::Ready;
+            if let Some((invocation, reply)) = state.waiting.take_if(|_| ready) {
+                // The extensions get their INVOKE as the runtime gets the
+                // event.
+                let arn = invocation.function_arn.to_str().unwrap_or_default();
+                let told = state.extensions.invoke(invocation.deadline_ms, &invocation.request_id, arn);
                 state.running = Some((invocation.clone(), reply));
                 drop(state);
+                if told {
+                    shared.extension_work.notify_waiters();
+                    shared.progress.send_replace(());
+                }
                 return next_response(invocation);
             }
         }

@@ -276,6 +276,7 @@ pub fn fake_pool(
         arn: Arc::from("arn:aws:lambda:us-east-1:012345678912:function:fake"),
         timeout,
         logs: None,
+        extensions: Vec::new(),
     };
     let launcher = Box::new(Fake::new(spec, script, cold_start, record.clone()));
     let pool = crate::pool::Pool::new(launcher, Reaper::idle(), metrics.clone(), max_envs, queue);

@@ -11,10 +11,21 @@
 //! (`Runtime.ExitError`, or its init error) and its environment is
 //! replaced; one that never polls, or never answers, is stopped by the
 //! pool's deadline.
+//!
+//! The function's external extensions (the executables in `extensions/`
+//! beside its bootstrap, [`Spec::extensions`]) start first, each in a
+//! process group of its own, and must register before the bootstrap
+//! starts; the phases they take part in are [`crate::extension_api`]'s. An
+//! extension that exits before the environment stops fails it
+//! (`Extension.Crash`), as on Lambda. Stopping an environment hands
+//! `SHUTDOWN` to the extensions registered for it, after the runtime is
+//! killed, and waits up to [`SHUTDOWN_DEADLINE`] for each to exit or call
+//! `next` again.
 
 use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
 use crate::ids;
 use crate::reaper::{Exit, Reaper};
+use crate::extension_api::Metadata;
 use crate::runtime_api::{self, InitError, Phase, Reply, RuntimeApi};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -25,6 +36,47 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How long extensions have to handle `SHUTDOWN` (Lambda's: 2 s when there
+/// are extensions).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// One running extension process.
+#[derive(Debug)]
+struct Extension {
+    /// Its file name, the name it must register under.
+    name: String,
+    /// Its pid, also its process group's id.
+    pid: Pid,
+    exit: watch::Receiver<Exit>,
+}
+
+impl Extension {
+    fn kill(&self) {
+        if self.exit.borrow().is_none() {
+            let _ = killpg(self.pid, Signal::SIGKILL);
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// The first of `extensions` to exit: its name and how it ended. Never
+/// completes when there are none.
+async fn first_exit(extensions: &[Extension]) -> (String, String) {
+    if extensions.is_empty() {
+        return std::future::pending().await;
+    }
+    let mut exits = tokio::task::JoinSet::new();
+    for extension in extensions {
+        let mut exit = extension.exit.clone();
+        let name = extension.name.clone();
+        exits.spawn(async move {
+            let how = exit.wait_for(Option::is_some).await.map(|h| h.clone().unwrap_or_default());
+            (name, how.unwrap_or_default())
+        });
+    }
+    exits.join_next().await.and_then(Result::ok).unwrap_or_default()
+}
 
 /// Starts built-in environments of one function.
 #[derive(Debug)]
@@ -70,6 +122,8 @@ struct BuiltinEnv {
     api: RuntimeApi,
     /// Its output, when the gateway reads it.
     tail: Option<crate::logs::Tail>,
+    /// Its external extensions.
+    extensions: Vec<Extension>,
     /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, for the `REPORT` line.
     memory_size: String,
     phase: watch::Receiver<Phase>,
@@ -84,42 +138,85 @@ impl BuiltinEnv {
     async fn start(spec: &Spec, reaper: &Reaper, prewarmed: bool) -> Result<BuiltinEnv, EnvError> {
         // Listening before the bootstrap starts: it can connect at once, and
         // the port is the kernel's choice, so no other process can take it.
-        let api = RuntimeApi::start().await.map_err(EnvError::Port)?;
-        let mut command = Command::new(&spec.bootstrap);
-        // The gateway's own settings are not the function's business.
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(|n| n.starts_with("KF_")) {
-                command.env_remove(name);
-            }
-        }
+        let var = |name: &str| spec.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let names: Vec<String> = spec
+            .extensions
+            .iter()
+            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .collect();
+        let meta = Metadata {
+            function_name: var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| spec.function.to_string()),
+            function_version: var("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| "$LATEST".into()),
+            handler: var("_HANDLER").unwrap_or_default(),
+            account_id: spec.arn.split(':').nth(4).unwrap_or_default().to_owned(),
+            external: names.clone(),
+        };
+        let api = RuntimeApi::with_extensions(meta).await.map_err(EnvError::Port)?;
         let stream = format!(
             "{}/[$LATEST]{:016x}{:016x}",
             ids::utc_date(SystemTime::now()),
             ids::random_u64(),
             ids::random_u64()
         );
-        command
-            .envs(spec.vars.iter().map(|(k, v)| (k, v)))
-            .env("AWS_LAMBDA_RUNTIME_API", api.address().to_string())
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
-            .env(
-                "AWS_LAMBDA_INITIALIZATION_TYPE",
-                if prewarmed { "provisioned-concurrency" } else { "on-demand" },
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            // A group of its own: killing the group stops whatever the
-            // bootstrap started, too.
-            .process_group(0);
-        if let Some(root) = spec.bootstrap.parent() {
-            command.current_dir(root);
-        }
+        let command = |program: &std::path::Path| {
+            let mut command = Command::new(program);
+            // The gateway's own settings are not the function's business.
+            for (name, _) in std::env::vars_os() {
+                if name.to_str().is_some_and(|n| n.starts_with("KF_")) {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .envs(spec.vars.iter().map(|(k, v)| (k, v)))
+                .env("AWS_LAMBDA_RUNTIME_API", api.address().to_string())
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", &stream)
+                .env(
+                    "AWS_LAMBDA_INITIALIZATION_TYPE",
+                    if prewarmed { "provisioned-concurrency" } else { "on-demand" },
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit())
+                // A group of its own: killing the group stops whatever the
+                // process started, too.
+                .process_group(0);
+            if let Some(root) = spec.bootstrap.parent() {
+                command.current_dir(root);
+            }
+            command
+        };
         let tail = spec.logs.as_ref().map(|_| crate::logs::Tail::default());
         let logs = spec.logs.as_ref().zip(tail.as_ref()).map(|(m, t)| (&spec.function, m, t));
-        let (pid, exit) = reaper.spawn(&mut command, true, logs).map_err(|source| {
-            EnvError::Spawn { program: spec.bootstrap.display().to_string(), source }
-        })?;
+        // The extensions first; they must all register before the runtime
+        // starts (Lambda's order).
+        let mut extensions = Vec::with_capacity(spec.extensions.len());
+        let stop_all = |extensions: &[Extension]| extensions.iter().for_each(Extension::kill);
+        for (path, name) in spec.extensions.iter().zip(names) {
+            match reaper.spawn(&mut command(path), true, logs) {
+                Ok((pid, exit)) => extensions.push(Extension { name, pid, exit }),
+                Err(source) => {
+                    stop_all(&extensions);
+                    return Err(EnvError::Spawn { program: path.display().to_string(), source });
+                }
+            }
+        }
+        if !extensions.is_empty() {
+            tokio::select! {
+                () = api.extensions_registered() => {}
+                (name, how) = first_exit(&extensions) => {
+                    stop_all(&extensions);
+                    return Err(EnvError::Died(format!("extension {name} {how} before it registered")));
+                }
+            }
+        }
+        let (pid, exit) = match reaper.spawn(&mut command(&spec.bootstrap), true, logs) {
+            Ok(spawned) => spawned,
+            Err(source) => {
+                stop_all(&extensions);
+                let program = spec.bootstrap.display().to_string();
+                return Err(EnvError::Spawn { program, source });
+            }
+        };
         let phase = api.phase();
         let env = BuiltinEnv {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -131,6 +228,7 @@ impl BuiltinEnv {
             api,
             phase,
             tail,
+            extensions,
             memory_size: spec
                 .vars
                 .iter()
@@ -159,11 +257,51 @@ impl BuiltinEnv {
         }
     }
 
+    /// The error an invocation ends with when an extension has exited.
+    fn crash_error(request_id: &str, name: &str, how: &str) -> Output {
+        let message = format!("RequestId: {request_id} Error: Extension {name} exited: {how}");
+        Output::Error {
+            error_type: "Extension.Crash".into(),
+            payload: runtime_api::error_payload("Extension.Crash", &message),
+        }
+    }
+
+    /// Stops the runtime, hands `SHUTDOWN` (for `reason`) to the extensions
+    /// registered for it, and waits up to [`SHUTDOWN_DEADLINE`] for each to
+    /// exit or ask for its next event; then kills everything.
+    async fn shut_down(&mut self, reason: &str) {
+        if !self.stopped && !self.extensions.is_empty() {
+            if self.exit.borrow().is_none() {
+                let _ = killpg(self.pid, Signal::SIGKILL);
+                let _ = kill(self.pid, Signal::SIGKILL);
+            }
+            let deadline = SystemTime::now() + SHUTDOWN_DEADLINE;
+            let deadline_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            if self.api.shutdown_extensions(deadline_ms, reason) {
+                let mut done = tokio::task::JoinSet::new();
+                for extension in &self.extensions {
+                    let mut exit = extension.exit.clone();
+                    let handled = self.api.shut_down_by(&extension.name);
+                    done.spawn(async move {
+                        tokio::select! {
+                            _ = exit.wait_for(Option::is_some) => {}
+                            () = handled => {}
+                        }
+                    });
+                }
+                let all = async { while done.join_next().await.is_some() {} };
+                let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, all).await;
+            }
+        }
+        self.kill_processes();
+    }
+
     fn kill_processes(&mut self) {
         if self.stopped {
             return;
         }
         self.stopped = true;
+        self.extensions.iter().for_each(Extension::kill);
         // Once reaped, the reaper has killed its group already, and the id
         // may belong to someone else: leave it alone.
         if self.exit.borrow().is_none() {
@@ -192,6 +330,7 @@ impl Environment for BuiltinEnv {
         !self.stopped
             && !self.broken
             && self.exit.borrow().is_none()
+            && self.extensions.iter().all(|e| e.exit.borrow().is_none())
             && !matches!(*self.phase.borrow(), Phase::Failed(_))
     }
 
@@ -216,6 +355,10 @@ impl Environment for BuiltinEnv {
                     self.broken = true;
                     let how = how.map(|h| h.clone().unwrap_or_default()).unwrap_or_default();
                     Err(EnvError::Died(format!("bootstrap {how} during init")))
+                }
+                (name, how) = first_exit(&self.extensions) => {
+                    self.broken = true;
+                    Err(EnvError::Died(format!("extension {name} {how} during init")))
                 }
             }
         })
@@ -289,7 +432,23 @@ impl Environment for BuiltinEnv {
                     let how = how.map(|h| h.clone().unwrap_or_default()).unwrap_or_default();
                     self.exit_error(&request_id, &how)
                 }
+                (name, how) = first_exit(&self.extensions) => {
+                    self.broken = true;
+                    Self::crash_error(&request_id, &name, &how)
+                }
             };
+            // The invocation is over, and the environment free, once every
+            // extension registered for INVOKE has asked for its next event
+            // (the RIE answers its client only then, too). The pool's
+            // deadline bounds the wait, as Lambda's timeout does.
+            if !self.extensions.is_empty() && !self.broken {
+                let mut phase = self.phase.clone();
+                tokio::select! {
+                    () = self.api.extensions_settled() => {}
+                    _ = phase.wait_for(|p| matches!(p, Phase::Failed(_))) => self.broken = true,
+                    _ = first_exit(&self.extensions) => self.broken = true,
+                }
+            }
             self.fresh = false;
             if let Some(tail) = &tailed {
                 // The function's lines written before it answered first.
@@ -312,17 +471,28 @@ impl Environment for BuiltinEnv {
     }
 
     fn max_rss_bytes(&self) -> Option<u64> {
-        peak_rss_bytes(self.pid)
+        // Each extension counts against the environment, as on Lambda.
+        let extensions = self.extensions.iter().filter_map(|e| peak_rss_bytes(e.pid));
+        peak_rss_bytes(self.pid).map(|runtime| runtime + extensions.sum::<u64>())
     }
 
     fn kill(mut self: Box<Self>) {
+        // Extensions that asked for SHUTDOWN get it (reason `failure`: the
+        // pool replaces an environment that died or timed out), in the
+        // background, bounded by the shutdown deadline.
+        if self.api.wants_shutdown() && !self.stopped {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { self.shut_down("failure").await });
+                return;
+            }
+        }
         self.kill_processes();
     }
 
     fn stop(mut self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
-        self.kill_processes();
         let mut exit = self.exit.clone();
         Box::pin(async move {
+            self.shut_down("spindown").await;
             let _ = tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await;
         })
     }
@@ -352,6 +522,7 @@ mod tests {
             arn: "arn:aws:lambda:us-east-1:000000000000:function:fixture".into(),
             timeout: Duration::from_secs(5),
             logs: None,
+            extensions: Vec::new(),
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Spec {
     /// and counted in these metrics ([`crate::logs`]), or, when `None`,
     /// straight to the gateway's own stdout and stderr.
     pub logs: Option<crate::metrics::Metrics>,
+    /// The function's external extensions: the executables in the
+    /// `extensions/` directory beside its bootstrap (Lambda's
+    /// `/opt/extensions`), started in each environment before the runtime.
+    pub extensions: Vec<PathBuf>,
 }
 
 /// One invocation, as the pool hands it to an environment.
