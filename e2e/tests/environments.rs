@@ -1,8 +1,11 @@
 //! The two kinds of execution environment side by side, below HTTP: every
 //! recorded event (API Gateway HTTP API and REST API, ALB, Function URL),
 //! sent to every function through the gateway's built-in Runtime API and
-//! through the real AWS RIE, gives the same output; and an Invoke API
-//! caller's client context reaches the runtime the same way through both.
+//! through the real AWS RIE, gives the same output; an Invoke API caller's
+//! client context reaches the runtime the same way through both; and an
+//! extension written on `lambda_extension` sees the same registration and
+//! the same events through both (the one difference, `SHUTDOWN`, listed and
+//! asserted below).
 //!
 //! A test binary of its own: the gateway's reaper reaps every child of the
 //! process (`waitpid(-1)`), which would race with other tests' children.
@@ -122,7 +125,10 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
             ours.stop(Duration::from_secs(2)).await;
             theirs.stop(Duration::from_secs(2)).await;
         }
-        the_client_context_reaches_the_runtime_the_same_through_both_kinds(&reaper, rie_path).await;
+        the_client_context_reaches_the_runtime_the_same_through_both_kinds(&reaper, rie_path.clone())
+            .await;
+        let event = events[0].1.clone();
+        an_extension_sees_the_same_through_both_kinds(&reaper, rie_path, &bin, event).await;
     });
 }
 
@@ -178,4 +184,108 @@ async fn the_client_context_reaches_the_runtime_the_same_through_both_kinds(
         ours.stop(Duration::from_secs(2)).await;
         theirs.stop(Duration::from_secs(2)).await;
     }
+}
+
+/// What the fixture extension (`src/bin/counter-extension.rs`) wrote, one
+/// JSON value per line.
+fn recorded(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+}
+
+/// The same function (the real `ping`) with the fixture extension beside
+/// it, in an environment of each kind: three invocations, then the
+/// environment stops. Through both, the extension registers and is told the
+/// same function, version, handler and account, and gets an INVOKE with
+/// each invocation's own request id and ARN before a deadline still ahead;
+/// each invocation lasts until the extension's post-invocation work (300
+/// ms) is done and it asks for its next event.
+///
+/// The listed differences: only the built-in kind hands the extension
+/// `SHUTDOWN` when the environment stops (reason `spindown`, as on Lambda).
+/// The RIE in its classic mode sends SHUTDOWN only when it resets after a
+/// timeout or failed init; on SIGTERM its signal handler exits at once
+/// (`rie/run.go`: `AddShutdownFunc(... os.Exit(0))`), and it has no other
+/// way to be told to stop.
+async fn an_extension_sees_the_same_through_both_kinds(
+    reaper: &Reaper,
+    rie_path: std::path::PathBuf,
+    bin: &Path,
+    event: Bytes,
+) {
+    let template =
+        gateway::template::load(&e2e::template_path(), &[], "us-east-1").expect("template.yaml");
+    let function = template.functions.iter().find(|f| f.name == "ping").expect("ping");
+    let mut seen = Vec::new();
+    for kind in ["builtin", "rie"] {
+        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-extension-{kind}"));
+        let dir = image.join("functions").join("ping");
+        let _ = std::fs::remove_dir_all(&image);
+        std::fs::create_dir_all(dir.join("extensions")).expect("image dir");
+        std::fs::copy(bin.join("ping"), dir.join("bootstrap")).expect("bootstrap");
+        let extension = env!("CARGO_BIN_EXE_counter-extension");
+        std::fs::copy(extension, dir.join("extensions/counter")).expect("the extension");
+        let out = image.join("counter.jsonl");
+        let config = config(&image.join("functions"));
+        let mut spec = gateway::function_spec(&config, function);
+        spec.extensions = gateway::function_extensions(&spec.bootstrap).expect("its extensions");
+        assert_eq!(spec.extensions, [dir.join("extensions/counter")]);
+        spec.vars.push(("COUNTER_EXTENSION_OUT".into(), out.display().to_string()));
+        spec.vars.push(("COUNTER_EXTENSION_DELAY_MS".into(), "300".into()));
+        let arn = spec.arn.to_string();
+        let mut env = if kind == "builtin" {
+            Builtin::new(spec).start(reaper, false).await.expect("built-in")
+        } else {
+            Rie::new(spec, rie_path.clone()).start(reaper, false).await.expect("RIE")
+        };
+        for i in 0..3 {
+            let invocation = Invocation {
+                account: gateway::budget::Account::unlimited(),
+                request_id: format!("extension-{i}"),
+                event: event.clone(),
+                client_context: None,
+                deadline: SystemTime::now() + Duration::from_secs(30),
+            };
+            let started = std::time::Instant::now();
+            let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
+                .await
+                .expect("an answer within 30 s")
+                .expect("the environment answers");
+            let took = started.elapsed();
+            assert!(matches!(output, Output::Response(_)), "{kind}: {output:?}");
+            assert!(
+                took >= Duration::from_millis(300),
+                "{kind}: invocation {i} ended after {took:?}, before the extension's 300 ms of work"
+            );
+            assert!(env.is_alive(), "{kind}: alive after invocation {i}");
+        }
+        env.stop(Duration::from_secs(3)).await;
+        let lines = recorded(&out);
+        // The second listed difference: asked for it (`lambda_extension`
+        // asks, with `Lambda-Extension-Accept-Feature: accountId`), the
+        // built-in kind answers the account, as Lambda does; the RIE knows
+        // no account and leaves the field out.
+        let account = if kind == "builtin" { Value::from(gateway::ACCOUNT_ID) } else { Value::Null };
+        let registered = serde_json::json!({
+            "event": "REGISTER", "function_name": "ping", "function_version": "$LATEST",
+            "handler": "bootstrap", "account_id": account,
+        });
+        assert_eq!(lines.first(), Some(&registered), "{kind}: {lines:#?}");
+        for i in 0..3 {
+            let invoke = serde_json::json!({
+                "event": "INVOKE", "request_id": format!("extension-{i}"), "arn": arn,
+                "deadline_in_future": true,
+            });
+            assert_eq!(lines.get(1 + i), Some(&invoke), "{kind}: {lines:#?}");
+        }
+        seen.push(lines);
+    }
+    let (ours, theirs) = (&seen[0], &seen[1]);
+    let shutdown = serde_json::json!({
+        "event": "SHUTDOWN", "reason": "spindown", "invokes": 3, "deadline_in_future": true,
+    });
+    assert_eq!(ours.len(), 5, "built-in: {ours:#?}");
+    assert_eq!(ours[4], shutdown, "built-in: SHUTDOWN when the environment stops");
+    assert_eq!(theirs.len(), 4, "RIE: no SHUTDOWN on stop (the listed difference): {theirs:#?}");
+    assert_eq!(ours[1..4], theirs[1..], "built-in (left) and RIE (right) differ");
 }

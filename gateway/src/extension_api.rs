@@ -235,7 +235,10 @@ impl Registry {
                     ),
                 )
             } else {
-                refuse("Extension.InvalidExtensionState", "Extension with this name already registered")
+                refuse(
+                    "Extension.InvalidExtensionState",
+                    "Extension with this name already registered",
+                )
             });
         }
         if !external {
@@ -272,10 +275,9 @@ impl Registry {
     }
 
     fn find(&mut self, id: &str) -> Result<&mut Agent, Refusal> {
-        self.agents
-            .iter_mut()
-            .find(|a| a.id == id)
-            .ok_or_else(|| refuse("Extension.UnknownExtensionIdentifier", format!("Unknown extension {id}")))
+        self.agents.iter_mut().find(|a| a.id == id).ok_or_else(|| {
+            refuse("Extension.UnknownExtensionIdentifier", format!("Unknown extension {id}"))
+        })
     }
 
     /// `GET /event/next`: the extension is done with its last event.
@@ -430,9 +432,10 @@ fn identifier(request: &Request<Incoming>) -> Result<String, Refusal> {
             "Missing Lambda-Extension-Identifier header",
         )),
         Some(v) if is_uuid(v) => Ok(v.to_ascii_lowercase()),
-        Some(_) => {
-            Err(refuse("Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier"))
-        }
+        Some(_) => Err(refuse(
+            "Extension.InvalidExtensionIdentifier",
+            "Invalid Lambda-Extension-Identifier",
+        )),
     }
 }
 
@@ -478,7 +481,8 @@ pub(crate) async fn handle(
                     return forbidden(refuse("InvalidRequestFormat", why));
                 }
             };
-            let registered = shared.with_extensions(|r| r.register(name.as_deref(), &body, with_account));
+            let registered =
+                shared.with_extensions(|r| r.register(name.as_deref(), &body, with_account));
             match registered {
                 Ok((id, answer)) => {
                     shared.changed();
@@ -561,12 +565,21 @@ mod tests {
     #[test]
     fn registration_answers_and_refuses_as_the_rie_does() {
         let mut r = registry();
-        assert_eq!(r.register(None, b"{}", false).unwrap_err().kind, "Extension.InvalidExtensionName");
-        assert_eq!(r.register(Some("counter"), b"{", false).unwrap_err().kind, "InvalidRequestFormat");
+        assert_eq!(
+            r.register(None, b"{}", false).unwrap_err().kind,
+            "Extension.InvalidExtensionName"
+        );
+        assert_eq!(
+            r.register(Some("counter"), b"{", false).unwrap_err().kind,
+            "InvalidRequestFormat"
+        );
         let bad = r.register(Some("counter"), br#"{"events":["LOGS"]}"#, false).unwrap_err();
         assert_eq!(bad.kind, "Extension.InvalidEventType");
         let keys = br#"{"events":[],"configurationKeys":["a"]}"#;
-        assert_eq!(r.register(Some("counter"), keys, false).unwrap_err().kind, "InvalidRequestFormat");
+        assert_eq!(
+            r.register(Some("counter"), keys, false).unwrap_err().kind,
+            "InvalidRequestFormat"
+        );
         assert!(!r.all_registered());
         let body = br#"{"events":["INVOKE","SHUTDOWN"]}"#;
         let (id, answer) = r.register(Some("counter"), body, true).expect("registers");
@@ -580,9 +593,14 @@ mod tests {
         // Twice: a state error, naming the state.
         let again = r.register(Some("counter"), body, false).unwrap_err();
         assert_eq!(again.kind, "Extension.InvalidExtensionState");
-        assert!(again.message.starts_with("State transition from Registered to Registered"), "{}", again.message);
+        assert!(
+            again.message.starts_with("State transition from Registered to Registered"),
+            "{}",
+            again.message
+        );
         // An internal one may not take SHUTDOWN, and none may come after init.
-        let internal = r.register(Some("inside"), br#"{"events":["SHUTDOWN"]}"#, false).unwrap_err();
+        let internal =
+            r.register(Some("inside"), br#"{"events":["SHUTDOWN"]}"#, false).unwrap_err();
         assert_eq!(internal.kind, "Extension.InvalidEventType");
         r.close();
         let late = r.register(Some("late"), br#"{"events":["INVOKE"]}"#, false).unwrap_err();
@@ -613,11 +631,18 @@ mod tests {
     fn errors_end_the_extension_and_unknown_ids_are_refused() {
         let mut r = registry();
         let (id, _) = r.register(Some("counter"), br#"{"events":["SHUTDOWN"]}"#, false).unwrap();
-        assert_eq!(r.next("00000000-0000-4000-8000-000000000000").unwrap_err().kind, "Extension.UnknownExtensionIdentifier");
+        assert_eq!(
+            r.next("00000000-0000-4000-8000-000000000000").unwrap_err().kind,
+            "Extension.UnknownExtensionIdentifier"
+        );
         assert_eq!(r.fail(&id, false).unwrap(), "counter");
         let after = r.next(&id).unwrap_err();
         assert_eq!(after.kind, "Extension.InvalidExtensionState");
-        assert!(after.message.starts_with("State transition from InitError to Ready"), "{}", after.message);
+        assert!(
+            after.message.starts_with("State transition from InitError to Ready"),
+            "{}",
+            after.message
+        );
         assert!(is_uuid("0b1c2d3e-aaaa-4bbb-8ccc-0123456789ab"));
         assert!(!is_uuid("not-a-uuid"));
     }
@@ -625,13 +650,17 @@ mod tests {
     #[test]
     fn shutdown_waits_for_its_subscribers() {
         let mut r = registry();
-        let (id, _) = r.register(Some("counter"), br#"{"events":["INVOKE","SHUTDOWN"]}"#, false).unwrap();
+        let (id, _) =
+            r.register(Some("counter"), br#"{"events":["INVOKE","SHUTDOWN"]}"#, false).unwrap();
         r.next(&id).unwrap();
         assert!(r.wants_shutdown());
         assert!(r.shutdown(5, "spindown"));
         assert!(!r.shut_down());
         let event: serde_json::Value = serde_json::from_slice(&r.take_event(&id).unwrap()).unwrap();
-        assert_eq!(event, serde_json::json!({"eventType":"SHUTDOWN","deadlineMs":5,"shutdownReason":"spindown"}));
+        assert_eq!(
+            event,
+            serde_json::json!({"eventType":"SHUTDOWN","deadlineMs":5,"shutdownReason":"spindown"})
+        );
         assert!(!r.shut_down());
         r.next(&id).unwrap();
         assert!(r.shut_down());

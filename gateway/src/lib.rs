@@ -41,6 +41,7 @@ pub mod connections;
 pub mod environment;
 pub mod event;
 pub mod events;
+pub mod extension_api;
 pub mod ids;
 pub mod intake;
 pub mod invoke_api;
@@ -51,7 +52,6 @@ pub mod proxy;
 pub mod reaper;
 pub mod refusal;
 pub mod routes;
-pub mod extension_api;
 pub mod runtime_api;
 pub mod server;
 pub mod template;
@@ -157,6 +157,18 @@ pub async fn serve(
         let spec = function_spec(&config, function);
         let extensions = function_extensions(&spec.bootstrap)
             .map_err(|why| StartError::Extensions(function.name.clone(), why))?;
+        if config.emulator == Emulator::Rie
+            && !extensions.is_empty()
+            && !environment::rie::has_extensions_mountpoint()
+            && [spec.bootstrap.as_path(), config.rie.as_path()]
+                .iter()
+                .any(|p| p.starts_with("/opt"))
+        {
+            let why = "under --emulator rie its extensions are bound at /opt/extensions in a mount \
+                       namespace of the RIE's own, and with no /opt/extensions to bind over, /opt \
+                       is replaced there, which would hide the bootstrap or the RIE: create /opt/extensions";
+            return Err(StartError::Extensions(function.name.clone(), why.into()));
+        }
         let spec = Spec { logs: Some(metrics.clone()), extensions, ..spec };
         let launcher = launch(spec);
         if !launcher.can_start() {
@@ -375,4 +387,4 @@ pub fn function_extensions(bootstrap: &std::path::Path) -> Result<Vec<std::path:
 
 /// The account in the functions' ARNs: the one the AWS RIE uses, so that a
 /// function sees the same ARN under either emulator.
-pub(crate) const ACCOUNT_ID: &str = "012345678912";
+pub const ACCOUNT_ID: &str = "012345678912";

@@ -316,9 +316,8 @@ impl Shared {
         }
         let ready = {
             let mut state = self.lock();
-            let ready = state.polled
-                && state.extensions.all_registered()
-                && state.extensions.all_ready();
+            let ready =
+                state.polled && state.extensions.all_registered() && state.extensions.all_ready();
             if ready {
                 state.extensions.close();
             }
@@ -340,11 +339,8 @@ impl Shared {
     /// An extension posted an init or exit error: the environment fails,
     /// with the error Lambda gives its invocation.
     pub(crate) fn extension_failed(&self, name: &str, kind: &str, at_exit: bool) {
-        let (error_type, what) = if at_exit {
-            ("Extension.ExitError", "exit")
-        } else {
-            ("Extension.InitError", "init")
-        };
+        let (error_type, what) =
+            if at_exit { ("Extension.ExitError", "exit") } else { ("Extension.InitError", "init") };
         let message = format!("Extension {name} reported an {what} error: {kind}");
         let payload = error_payload(error_type, &message);
         let failed = Phase::Failed(InitError { error_type: error_type.to_owned(), payload });
@@ -532,7 +528,8 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
                 // The extensions get their INVOKE as the runtime gets the
                 // event.
                 let arn = invocation.function_arn.to_str().unwrap_or_default();
-                let told = state.extensions.invoke(invocation.deadline_ms, &invocation.request_id, arn);
+                let told =
+                    state.extensions.invoke(invocation.deadline_ms, &invocation.request_id, arn);
                 state.running = Some((invocation.clone(), reply));
                 drop(state);
                 if told {

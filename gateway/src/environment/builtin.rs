@@ -23,9 +23,9 @@
 //! `next` again.
 
 use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
+use crate::extension_api::Metadata;
 use crate::ids;
 use crate::reaper::{Exit, Reaper};
-use crate::extension_api::Metadata;
 use crate::runtime_api::{self, InitError, Phase, Reply, RuntimeApi};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -145,8 +145,10 @@ impl BuiltinEnv {
             .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
             .collect();
         let meta = Metadata {
-            function_name: var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| spec.function.to_string()),
-            function_version: var("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| "$LATEST".into()),
+            function_name: var("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| spec.function.to_string()),
+            function_version: var("AWS_LAMBDA_FUNCTION_VERSION")
+                .unwrap_or_else(|| "$LATEST".into()),
             handler: var("_HANDLER").unwrap_or_default(),
             account_id: spec.arn.split(':').nth(4).unwrap_or_default().to_owned(),
             external: names.clone(),
@@ -276,7 +278,8 @@ impl BuiltinEnv {
                 let _ = kill(self.pid, Signal::SIGKILL);
             }
             let deadline = SystemTime::now() + SHUTDOWN_DEADLINE;
-            let deadline_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let deadline_ms =
+                deadline.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             if self.api.shutdown_extensions(deadline_ms, reason) {
                 let mut done = tokio::task::JoinSet::new();
                 for extension in &self.extensions {

@@ -11,6 +11,13 @@
 //! (see [`crate::pool`]). Each RIE gets two loopback ports of its own (its
 //! invoke API and the Runtime API its bootstrap polls) and starts the
 //! bootstrap lazily, on the first invocation.
+//!
+//! The RIE runs external extensions from one fixed directory,
+//! `/opt/extensions` (its `rapid/handlers.go`), with no flag to move it,
+//! while a pod serves several functions, each with its own `extensions/`.
+//! So an RIE whose function has extensions runs in a mount namespace of its
+//! own in which that directory is bound at `/opt/extensions`
+//! ([`bind_extensions`]); nothing of it is seen outside.
 
 use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
 use crate::budget::{self, Account, ReadError};
@@ -134,6 +141,103 @@ enum Failed {
     Body,
 }
 
+/// Whether `/opt/extensions` exists to bind a function's extensions over;
+/// without it, the RIE's namespace gets an empty `/opt` of its own (see
+/// [`bind_extensions`]).
+pub fn has_extensions_mountpoint() -> bool {
+    std::path::Path::new("/opt/extensions").is_dir()
+}
+
+/// Makes `command` (the RIE) start in a mount namespace of its own, where
+/// `dir` is at `/opt/extensions`: the one place the RIE looks for external
+/// extensions. Where `/opt/extensions` does not exist, `/opt` itself is
+/// replaced there by an empty tmpfs holding only `extensions` (on Lambda,
+/// `/opt` holds the function's layers and nothing else; the gateway refuses
+/// at start-up to do this when the bootstrap or the RIE lives under `/opt`).
+///
+/// A new mount namespace needs `CAP_SYS_ADMIN`; without it, a user
+/// namespace of its own (mapping only the gateway's own user and group)
+/// grants it, where the kernel allows unprivileged user namespaces. The
+/// start fails with the kernel's error otherwise; a restricted pod allows
+/// neither, which is why the manifests run the built-in kind.
+///
+/// Written with `libc` in `pre_exec`: between fork and exec only
+/// async-signal-safe calls may run, so every path and map is made before.
+fn bind_extensions(command: &mut Command, dir: &std::path::Path) -> Result<(), EnvError> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let invalid = |e: std::ffi::NulError| EnvError::Spawn {
+        program: dir.display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    };
+    let source = CString::new(dir.as_os_str().as_bytes()).map_err(invalid)?;
+    let replace_opt = !has_extensions_mountpoint();
+    // SAFETY: geteuid and getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let uid_map = format!("{uid} {uid} 1\n").into_bytes();
+    let gid_map = format!("{gid} {gid} 1\n").into_bytes();
+    fn check(result: libc::c_int) -> std::io::Result<()> {
+        if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    }
+    fn write(path: &std::ffi::CStr, data: &[u8]) -> std::io::Result<()> {
+        // SAFETY: a NUL-terminated path, and a buffer with its length.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, data.as_ptr().cast(), data.len());
+            libc::close(fd);
+            if written != data.len() as isize {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only async-signal-safe functions on data made before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let none = std::ptr::null::<libc::c_char>();
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS))?;
+                write(c"/proc/self/setgroups", b"deny")?;
+                write(c"/proc/self/uid_map", &uid_map)?;
+                write(c"/proc/self/gid_map", &gid_map)?;
+            }
+            // Nothing mounted from here on reaches the host's namespace.
+            check(libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            if replace_opt {
+                let options = c"mode=0755,size=16k";
+                check(libc::mount(
+                    c"tmpfs".as_ptr(),
+                    c"/opt".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    options.as_ptr().cast(),
+                ))?;
+                check(libc::mkdir(c"/opt/extensions".as_ptr(), 0o755))?;
+            }
+            let flags = libc::MS_BIND | libc::MS_REC;
+            check(libc::mount(
+                source.as_ptr(),
+                c"/opt/extensions".as_ptr(),
+                none,
+                flags,
+                std::ptr::null(),
+            ))
+        });
+    }
+    Ok(())
+}
+
 impl Port {
     fn reserve() -> Result<Port, EnvError> {
         for _ in 0..32 {
@@ -193,6 +297,9 @@ impl RieEnv {
         // The RIE passes the function's output on as its own.
         // The RIE's own diagnostics (`... [INFO] (rapid) ...`) are not the
         // function's: a tail leaves them out, as Lambda's has none.
+        if let Some(dir) = spec.extensions.first().and_then(|e| e.parent()) {
+            bind_extensions(&mut command, dir)?;
+        }
         let tail = spec.logs.as_ref().map(|_| crate::logs::Tail::skipping(b"] (rapid) "));
         let logs = spec.logs.as_ref().zip(tail.as_ref()).map(|(m, t)| (&spec.function, m, t));
         let (pid, exit) = reaper.spawn(&mut command, false, logs).map_err(|source| {
