@@ -128,7 +128,8 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
         the_client_context_reaches_the_runtime_the_same_through_both_kinds(&reaper, rie_path.clone())
             .await;
         let event = events[0].1.clone();
-        an_extension_sees_the_same_through_both_kinds(&reaper, rie_path, &bin, event).await;
+        an_extension_sees_the_same_through_both_kinds(&reaper, rie_path.clone(), &bin, event).await;
+        wrong_extension_calls_get_the_same_answers_from_both_kinds(&reaper, rie_path).await;
     });
 }
 
@@ -288,4 +289,72 @@ async fn an_extension_sees_the_same_through_both_kinds(
     assert_eq!(ours[4], shutdown, "built-in: SHUTDOWN when the environment stops");
     assert_eq!(theirs.len(), 4, "RIE: no SHUTDOWN on stop (the listed difference): {theirs:#?}");
     assert_eq!(ours[1..4], theirs[1..], "built-in (left) and RIE (right) differ");
+}
+
+/// Every wrong call to the Extensions API gets the same status and error
+/// type from the built-in API as from the RIE's: the calls are
+/// `fixtures/runtimes/extension-probe.sh`'s, made from inside each kind of
+/// environment as an extension makes them, before and after it registers.
+async fn wrong_extension_calls_get_the_same_answers_from_both_kinds(
+    reaper: &Reaper,
+    rie_path: std::path::PathBuf,
+) {
+    let template =
+        gateway::template::load(&e2e::template_path(), &[], "us-east-1").expect("template.yaml");
+    let function = template.functions.iter().find(|f| f.name == "ping").expect("ping");
+    let runtimes = e2e::workspace_root().join("fixtures/runtimes");
+    let mut answers = Vec::new();
+    for kind in ["builtin", "rie"] {
+        let image = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-probe-{kind}"));
+        let dir = image.join("functions").join("ping");
+        let _ = std::fs::remove_dir_all(&image);
+        std::fs::create_dir_all(dir.join("extensions")).expect("image dir");
+        std::fs::copy(runtimes.join("context.sh"), dir.join("bootstrap")).expect("bootstrap");
+        std::fs::copy(runtimes.join("runtime.sh"), dir.join("runtime.sh")).expect("runtime.sh");
+        let probe = dir.join("extensions/probe");
+        std::fs::copy(runtimes.join("extension-probe.sh"), &probe).expect("the probe");
+        let out = image.join("probe.txt");
+        let config = config(&image.join("functions"));
+        let mut spec = gateway::function_spec(&config, function);
+        spec.extensions = vec![probe];
+        spec.vars.push(("PROBE_OUT".into(), out.display().to_string()));
+        let mut env = if kind == "builtin" {
+            Builtin::new(spec).start(reaper, false).await.expect("built-in")
+        } else {
+            Rie::new(spec, rie_path.clone()).start(reaper, false).await.expect("RIE")
+        };
+        let invocation = Invocation {
+            account: gateway::budget::Account::unlimited(),
+            request_id: "probe-1".into(),
+            event: Bytes::from_static(b"{}"),
+            client_context: None,
+            deadline: SystemTime::now() + Duration::from_secs(30),
+        };
+        let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
+            .await
+            .expect("an answer within 30 s")
+            .expect("the environment answers");
+        assert_eq!(output, Output::Response(Bytes::from("null")), "{kind}");
+        env.stop(Duration::from_secs(3)).await;
+        let text = std::fs::read_to_string(&out).expect("the probe's answers");
+        assert!(text.contains("registered yes"), "{kind}: {text}");
+        answers.push(text);
+    }
+    let expected = "\
+register-without-name 403 Extension.InvalidExtensionName
+register-bad-json 403 InvalidRequestFormat
+register-bad-event 403 Extension.InvalidEventType
+register-by-get 405 
+next-without-id 403 Extension.MissingExtensionIdentifier
+next-bad-id 403 Extension.InvalidExtensionIdentifier
+next-unknown-id 403 Extension.UnknownExtensionIdentifier
+init-error-unknown-id 403 Extension.UnknownExtensionIdentifier
+exit-error-without-type 403 Extension.MissingHeader
+unknown-path 404 
+registered yes
+register-twice 403 Extension.InvalidExtensionState
+init-error-without-type 403 Extension.MissingHeader
+";
+    assert_eq!(answers[1], expected, "the RIE's answers");
+    assert_eq!(answers[0], answers[1], "built-in (left) and RIE (right) differ");
 }

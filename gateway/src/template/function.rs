@@ -127,6 +127,10 @@ impl Reader {
                     }
                 }
                 _ if IGNORED_FUNCTION_KEYS.iter().any(|(k, _)| k == key) => {}
+                // A layer is a zip in an AWS account: a pod cannot fetch it.
+                // What a layer usually brings, extensions, a pod takes from
+                // the function's own `extensions/` directory instead.
+                _ if key == "Layers" => return Err(error(node, &path, LAYERS)),
                 _ => return Err(error(node, &path, "not supported in a pod")),
             }
         }
@@ -327,3 +331,8 @@ pub(super) fn check_path(node: &Node, key: &str, path: &str) -> Result<(), Templ
     }
     Ok(())
 }
+
+/// Why `Layers` is refused, and what to do instead.
+const LAYERS: &str = "not supported in a pod: a layer's files are fetched from an AWS account at \
+deploy time; put the extensions a layer would bring in the function's extensions/ directory beside \
+its bootstrap (docs/extensions.md)";

@@ -273,7 +273,7 @@ fn every_supported_key_with_globals_and_parameters() {
 fn what_it_cannot_honour_is_an_error_naming_the_key_and_line() {
     let cases: &[(&str, &str, &str)] = &[
         // (where, the lines added there, the message)
-        ("function", "Layers: [arn]", "Fn.Properties.Layers: not supported"),
+        ("function", "Layers: [arn]", "Fn.Properties.Layers: not supported in a pod: a layer"),
         ("function", "Timeout: !GetAtt X.Y", "!GetAtt cannot be resolved"),
         ("function", "Timeout: {\"Fn::If\": [a, 1, 2]}", "Fn::If cannot be resolved"),
         ("function", "Timeout: 901", "from 1 to 900"),
