@@ -515,6 +515,11 @@ mod tests {
     use bytes::Bytes;
     use std::path::Path;
 
+    /// The tests here that start processes, one at a time: each has a
+    /// reaper, which reaps every child of the process (`waitpid(-1)`), so
+    /// two at once would take each other's children.
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     fn spec(runtime: &str) -> Spec {
         Spec {
             function: "fixture".into(),
@@ -536,6 +541,7 @@ mod tests {
     /// 502), the same answer as when the exit comes mid-invocation.
     #[tokio::test]
     async fn a_bootstrap_that_exited_before_its_invocation_fails_it_with_lambdas_error() {
+        let _alone = ALONE.lock().await;
         let reaper = Reaper::start().expect("reaper");
         let mut env =
             BuiltinEnv::start(&spec("exit-at-start.sh"), &reaper, false).await.expect("started");
@@ -569,4 +575,93 @@ mod tests {
         };
         assert!(matches!(env.invoke(again).await, Err(EnvError::Died(_))));
     }
+
+    /// `fixtures/runtimes/context.sh` with `fixtures/runtimes/extension.sh`
+    /// beside it, misbehaving as `mode` says.
+    fn with_extension(mode: &str) -> Spec {
+        let mut spec = spec("context.sh");
+        let runtimes = spec.bootstrap.parent().expect("the fixtures").to_owned();
+        spec.extensions = vec![runtimes.join("extension.sh")];
+        spec.vars.push(("EXTENSION_MODE".into(), mode.into()));
+        spec
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            event: Bytes::from_static(b"{}"),
+            client_context: None,
+            account: crate::budget::Account::unlimited(),
+            deadline: SystemTime::now() + Duration::from_secs(5),
+        }
+    }
+
+    /// An extension that exits before registering: the environment never
+    /// starts its runtime, and the start fails (the pool backs off).
+    #[tokio::test]
+    async fn an_extension_that_exits_before_registering_fails_the_start() {
+        let _alone = ALONE.lock().await;
+        let reaper = Reaper::start().expect("reaper");
+        let started = BuiltinEnv::start(&with_extension("exit-at-start"), &reaper, false).await;
+        match started {
+            Err(EnvError::Died(why)) => {
+                assert!(why.contains("extension extension.sh exited with 0 before it registered"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Init is over only when every extension has asked for its first
+    /// event: one that registers and never asks keeps the environment from
+    /// becoming ready (the pool's init deadline then replaces it).
+    #[tokio::test]
+    async fn init_waits_for_every_extension_to_call_next() {
+        let _alone = ALONE.lock().await;
+        let reaper = Reaper::start().expect("reaper");
+        let mut env =
+            BuiltinEnv::start(&with_extension("never-next"), &reaper, false).await.expect("started");
+        let warm = tokio::time::timeout(Duration::from_millis(1500), env.warm()).await;
+        assert!(warm.is_err(), "ready although the extension never called next: {warm:?}");
+        assert!(!env.initialized());
+        Box::new(env).stop(Duration::from_secs(1)).await;
+    }
+
+    /// An extension's init error fails the environment's init, with
+    /// Lambda's `Extension.InitError`.
+    #[tokio::test]
+    async fn an_extensions_init_error_fails_the_environment() {
+        let _alone = ALONE.lock().await;
+        let reaper = Reaper::start().expect("reaper");
+        let mut env =
+            BuiltinEnv::start(&with_extension("init-error"), &reaper, false).await.expect("started");
+        match env.warm().await {
+            Err(EnvError::Died(why)) => {
+                assert!(why.contains("Extension.InitError"), "{why}");
+                assert!(why.contains("Fixture.Broken"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!env.is_alive());
+    }
+
+    /// An extension that exits mid-invocation: the runtime's answer still
+    /// goes to the client, and the environment is not reused (the pool
+    /// replaces it). Its memory counted against the environment first.
+    #[tokio::test]
+    async fn an_extension_that_crashes_ends_its_environment() {
+        let _alone = ALONE.lock().await;
+        let reaper = Reaper::start().expect("reaper");
+        let mut env = BuiltinEnv::start(&with_extension("crash-on-invoke"), &reaper, false)
+            .await
+            .expect("started");
+        env.warm().await.expect("init completes");
+        let both = env.max_rss_bytes().expect("known");
+        let runtime = peak_rss_bytes(env.pid).expect("known");
+        assert!(both > runtime, "the extension's memory is counted: {both} <= {runtime}");
+        let output = env.invoke(invocation("r-1")).await.expect("an output");
+        assert_eq!(output, Output::Response(Bytes::from_static(b"null")));
+        assert!(!env.is_alive(), "an environment whose extension crashed is not reused");
+        assert!(matches!(env.invoke(invocation("r-2")).await, Err(EnvError::Died(_))));
+    }
 }
+
