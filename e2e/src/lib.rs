@@ -198,6 +198,8 @@ pub struct Reply {
     pub allow: Option<String>,
     pub location: Option<String>,
     pub retry_after: Option<String>,
+    /// `apigw-requestid`: the request's id, which is also its invocation's.
+    pub request_id: Option<String>,
     pub body: String,
 }
 
@@ -216,11 +218,12 @@ pub fn read(
     let mut response = result.map_err(|e| e.to_string())?;
     let header =
         |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (content_type, allow, location, retry_after) = (
+    let (content_type, allow, location, retry_after, request_id) = (
         header("content-type").unwrap_or_default(),
         header("allow"),
         header("location"),
         header("retry-after"),
+        header("apigw-requestid"),
     );
     let body = response
         .body_mut()
@@ -234,6 +237,7 @@ pub fn read(
         allow,
         location,
         retry_after,
+        request_id,
         body,
     })
 }

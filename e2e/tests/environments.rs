@@ -125,10 +125,13 @@ fn recorded_events_get_the_same_output_from_both_kinds() {
             ours.stop(Duration::from_secs(2)).await;
             theirs.stop(Duration::from_secs(2)).await;
         }
-        the_client_context_reaches_the_runtime_the_same_through_both_kinds(&reaper, rie_path.clone())
-            .await;
+        the_client_context_reaches_the_runtime_the_same_through_both_kinds(
+            &reaper,
+            rie_path.clone(),
+        )
+        .await;
         let event = events[0].1.clone();
-        an_extension_sees_the_same_through_both_kinds(&reaper, rie_path.clone(), &bin, event).await;
+        an_extension_sees_the_same_through_both_kinds(&reaper, rie_path.clone(), bin, event).await;
         wrong_extension_calls_get_the_same_answers_from_both_kinds(&reaper, rie_path).await;
     });
 }
@@ -266,7 +269,8 @@ async fn an_extension_sees_the_same_through_both_kinds(
         // asks, with `Lambda-Extension-Accept-Feature: accountId`), the
         // built-in kind answers the account, as Lambda does; the RIE knows
         // no account and leaves the field out.
-        let account = if kind == "builtin" { Value::from(gateway::ACCOUNT_ID) } else { Value::Null };
+        let account =
+            if kind == "builtin" { Value::from(gateway::ACCOUNT_ID) } else { Value::Null };
         let registered = serde_json::json!({
             "event": "REGISTER", "function_name": "ping", "function_version": "$LATEST",
             "handler": "bootstrap", "account_id": account,

@@ -64,6 +64,9 @@ struct Options<'a> {
     /// Functions replaced by a test runtime from `fixtures/runtimes`.
     replace: &'a [(&'a str, &'a str)],
     vars: &'a [(&'a str, &'a str)],
+    /// External extensions to install: `(function, name, executable)`, as
+    /// `functions/<function>/extensions/<name>`.
+    extensions: &'a [(&'a str, &'a str, &'a str)],
     prewarm: bool,
     /// Start the gateway inside a memory cgroup of this many bytes.
     memory_limit: Option<u64>,
@@ -82,6 +85,7 @@ impl Default for Options<'_> {
             args: &[],
             replace: &[],
             vars: &[],
+            extensions: &[],
             prewarm: false,
             memory_limit: None,
         }
@@ -177,6 +181,10 @@ impl Stack {
                         .expect("copy runtime.sh");
                 }
                 None => e2e::install_bootstrap(&bin.function(function), &dir),
+            }
+            for (_, name, executable) in options.extensions.iter().filter(|e| e.0 == function) {
+                std::fs::create_dir_all(dir.join("extensions")).expect("extensions dir");
+                std::fs::copy(executable, dir.join("extensions").join(name)).expect("extension");
             }
         }
         let (port, admin) = (free_port(), free_port());
@@ -704,7 +712,75 @@ in_both_modes!(
     a_short_locust_session_has_no_failed_request,
     prewarm_starts_every_function_before_traffic,
     real_clients_invoke_functions_by_name,
+    an_extension_runs_beside_its_function,
 );
+
+/// The `lambda_extension` fixture beside `hello`, through the gateway as
+/// users run it: started with each environment, told of every invocation
+/// (by its request id, the one the client gets back), and, on SIGTERM,
+/// handed `SHUTDOWN` before the gateway exits 0 and leaves nothing
+/// running. Under `--emulator rie` there is no SHUTDOWN: the RIE exits on
+/// SIGTERM without one (the listed difference, see
+/// `tests/environments.rs`). Its memory counts against the environment, and
+/// its cost per environment is recorded for the README.
+fn an_extension_runs_beside_its_function(emulator: Emulator) {
+    let _serial = one_at_a_time();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("extension-through-the-gateway-{}.jsonl", emulator.flag()));
+    let _ = std::fs::remove_file(&out);
+    let out_var = out.display().to_string();
+    let mut stack = Stack::start(Options {
+        name: "extension",
+        emulator,
+        envs: 1,
+        extensions: &[("hello", "counter", env!("CARGO_BIN_EXE_counter-extension"))],
+        vars: &[("COUNTER_EXTENSION_OUT", out_var.as_str())],
+        ..Options::default()
+    });
+    let agent = agent(Duration::from_secs(30));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r =
+            post(&agent, stack.base(), "/api/v1/hello", r#"{"n": 1462370954730}"#).expect("hello");
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.push(r.request_id.expect("a request id"));
+    }
+    let marker = stack.image.join("functions/hello/extensions").to_string_lossy().into_owned();
+    // Under the RIE it runs as /opt/extensions/counter, in its namespace.
+    let running = if emulator == Emulator::Rie { "/opt/extensions/counter" } else { &marker };
+    let extension = processes_mentioning(running);
+    assert_eq!(extension.len(), 1, "one extension process: {extension:?}");
+    let rss = rss_kb(extension[0].0 as u32);
+    assert!(rss > 0, "its memory is read");
+    let memory =
+        metric(&stack.metrics(), "kf_gateway_environment_max_memory_bytes{function=\"hello\"}");
+    if emulator == Emulator::Builtin {
+        // The environment's figure holds the extension's too.
+        assert!(memory >= (rss * 1024) as f64, "{memory} < the extension's {rss} kB");
+        record_reliability("extension", json!({"extension_rss_kb": rss}));
+    }
+    stack.server.signal("-TERM");
+    let status = stack.server.wait_exit(Duration::from_secs(15)).expect("the gateway exits");
+    assert!(status.success(), "exit status {status}");
+    assert!(processes_mentioning(running).is_empty(), "the extension is stopped");
+    let text = std::fs::read_to_string(&out).expect("what the extension saw");
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines[0]["event"], "REGISTER", "{text}");
+    assert_eq!(lines[0]["function_name"], "hello", "{text}");
+    let invoked: Vec<&str> =
+        lines[1..4].iter().map(|l| l["request_id"].as_str().unwrap_or("")).collect();
+    assert_eq!(invoked, ids, "an INVOKE per request, with its request id: {text}");
+    match emulator {
+        Emulator::Builtin => {
+            assert_eq!(lines.len(), 5, "{text}");
+            assert_eq!(lines[4]["event"], "SHUTDOWN", "{text}");
+            assert_eq!(lines[4]["reason"], "spindown", "{text}");
+            assert_eq!(lines[4]["invokes"], 3, "{text}");
+        }
+        Emulator::Rie => assert_eq!(lines.len(), 4, "no SHUTDOWN under the RIE: {text}"),
+    }
+}
 
 /// A function's memory stays flat over many invocations: nothing the
 /// gateway sends it (such as a fresh X-Ray trace id per invocation, which

@@ -412,8 +412,13 @@ impl Pool {
         self.slots.close();
         let envs: Vec<Box<dyn Environment>> =
             std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        // At once, not one after another: each may give its extensions up
+        // to two seconds for SHUTDOWN.
+        let mut stopping = tokio::task::JoinSet::new();
         for env in envs {
-            env.stop(Duration::from_secs(2)).await;
+            stopping.spawn(env.stop(Duration::from_secs(2)));
+        }
+        while stopping.join_next().await.is_some() {
             self.forget_one();
         }
     }

@@ -483,11 +483,12 @@ impl Environment for BuiltinEnv {
         // Extensions that asked for SHUTDOWN get it (reason `failure`: the
         // pool replaces an environment that died or timed out), in the
         // background, bounded by the shutdown deadline.
-        if self.api.wants_shutdown() && !self.stopped {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { self.shut_down("failure").await });
-                return;
-            }
+        if self.api.wants_shutdown()
+            && !self.stopped
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { self.shut_down("failure").await });
+            return;
         }
         self.kill_processes();
     }
@@ -605,7 +606,10 @@ mod tests {
         let started = BuiltinEnv::start(&with_extension("exit-at-start"), &reaper, false).await;
         match started {
             Err(EnvError::Died(why)) => {
-                assert!(why.contains("extension extension.sh exited with 0 before it registered"), "{why}")
+                assert!(
+                    why.contains("extension extension.sh exited with 0 before it registered"),
+                    "{why}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -618,8 +622,9 @@ mod tests {
     async fn init_waits_for_every_extension_to_call_next() {
         let _alone = ALONE.lock().await;
         let reaper = Reaper::start().expect("reaper");
-        let mut env =
-            BuiltinEnv::start(&with_extension("never-next"), &reaper, false).await.expect("started");
+        let mut env = BuiltinEnv::start(&with_extension("never-next"), &reaper, false)
+            .await
+            .expect("started");
         let warm = tokio::time::timeout(Duration::from_millis(1500), env.warm()).await;
         assert!(warm.is_err(), "ready although the extension never called next: {warm:?}");
         assert!(!env.initialized());
@@ -632,8 +637,9 @@ mod tests {
     async fn an_extensions_init_error_fails_the_environment() {
         let _alone = ALONE.lock().await;
         let reaper = Reaper::start().expect("reaper");
-        let mut env =
-            BuiltinEnv::start(&with_extension("init-error"), &reaper, false).await.expect("started");
+        let mut env = BuiltinEnv::start(&with_extension("init-error"), &reaper, false)
+            .await
+            .expect("started");
         match env.warm().await {
             Err(EnvError::Died(why)) => {
                 assert!(why.contains("Extension.InitError"), "{why}");
@@ -664,4 +670,3 @@ mod tests {
         assert!(matches!(env.invoke(invocation("r-2")).await, Err(EnvError::Died(_))));
     }
 }
-
