@@ -22,7 +22,8 @@ triple() {
 
 # The image's /opt/kf-api in $2, from the release binaries in $1: the gateway,
 # the template, and every function crate under functions/ (the template names
-# the same ones, a test keeps them equal) as functions/<name>/bootstrap.
+# the same ones, a test keeps them equal) as functions/<name>/bootstrap, with
+# the crate's extensions/ directory beside it when it has one.
 layout() {
   built="$1"
   out="$2"
@@ -35,6 +36,10 @@ layout() {
     if [ -f "$built/$f" ]; then
       mkdir -p "$out/functions/$f"
       cp "$built/$f" "$out/functions/$f/bootstrap"
+      # Its Lambda extensions, if the crate carries any (docs/extensions.md).
+      if [ -d "functions/$f/extensions" ]; then
+        cp -R "functions/$f/extensions" "$out/functions/$f/extensions"
+      fi
     fi
   done
 }

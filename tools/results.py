@@ -665,7 +665,13 @@ def render_reliability(r: dict) -> str:
         rows.append(
             f"| A function whose children ignore SIGTERM | the gateway stopped in {k['shutdown_ms']:.0f} ms of "
             f"its {k['grace_s']} s grace, nothing left running |")
-    return "\n".join(rows) + "\n\n" + stamp(r)
+    text = "\n".join(rows) + "\n\n"
+    if "extension" in r:
+        e = r["extension"]
+        text += (f"An external extension costs each environment what it holds: the `lambda_extension` "
+                 f"test fixture beside `hello`, {e['extension_rss_kb'] / 1024:.1f} MiB resident, counted in the "
+                 f"environment's memory (`kf_gateway_environment_max_memory_bytes`).\n\n")
+    return text + stamp(r)
 
 
 def render_headline(s: dict) -> str:
