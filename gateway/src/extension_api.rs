@@ -335,6 +335,11 @@ impl Registry {
 
     /// Hands an `INVOKE` event to every extension registered for it.
     pub fn invoke(&mut self, deadline_ms: u64, request_id: &str, arn: &str) -> bool {
+        // The common case, no extension: nothing to render (this runs on
+        // every invocation).
+        if !self.agents.iter().any(|a| a.invoke) {
+            return false;
+        }
         let event = InvokeEvent {
             event_type: "INVOKE",
             deadline_ms,
