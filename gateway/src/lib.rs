@@ -15,6 +15,9 @@
 //!   called by name, through the same queue and budget.
 //! * [`events`]: the Invoke API's asynchronous invocations: a bounded
 //!   queue per function, retries, and their drain at shutdown.
+//! * [`extension_api`]: Lambda's Extensions API beside each environment's
+//!   Runtime API: a function's external extensions, their registration and
+//!   events, and the phases they take part in.
 //! * [`config`]: flags and environment variables.
 //! * [`connections`]: the connections a port holds, and which gives way
 //!   to a new one at the cap (the slow-client defence).
