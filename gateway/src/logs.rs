@@ -100,7 +100,7 @@ impl Tail {
 
     /// Waits until each pipe's reader has passed on what was in the pipe
     /// when asked (output written before the runtime answered is in it by
-    /// then), for at most [`FLUSH_WAIT`].
+    /// then), for at most `FLUSH_WAIT`.
     pub async fn flush(&self) {
         let waits: Vec<oneshot::Receiver<()>> = {
             let flushers = self.inner.flushers.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,7 +17,7 @@
 //! while a pod serves several functions, each with its own `extensions/`.
 //! So an RIE whose function has extensions runs in a mount namespace of its
 //! own in which that directory is bound at `/opt/extensions`
-//! ([`bind_extensions`]); nothing of it is seen outside.
+//! (`bind_extensions`); nothing of it is seen outside.
 
 use super::{BoxFuture, EnvError, Environment, Invocation, Launcher, Output, Spec, peak_rss_bytes};
 use crate::budget::{self, Account, ReadError};
@@ -143,7 +143,7 @@ enum Failed {
 
 /// Whether `/opt/extensions` exists to bind a function's extensions over;
 /// without it, the RIE's namespace gets an empty `/opt` of its own (see
-/// [`bind_extensions`]).
+/// `bind_extensions`).
 pub fn has_extensions_mountpoint() -> bool {
     std::path::Path::new("/opt/extensions").is_dir()
 }
