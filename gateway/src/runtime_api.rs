@@ -52,10 +52,11 @@ pub const VERSION: &str = "2018-06-01";
 /// 6 MB, as the Runtime API enforces it (6,291,556 bytes, the RIE's
 /// `MaxPayloadSize`).
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 + 100;
-/// At most this many connections from one runtime at once: a runtime polls
-/// on one and posts on one, and nothing else may hold the environment's
-/// memory.
-const MAX_CONNECTIONS: usize = 8;
+/// At most this many connections to one environment's API at once: a
+/// runtime polls on one and posts on one, each extension holds its `next`
+/// on one and may open another, and nothing else may hold the
+/// environment's memory.
+const MAX_CONNECTIONS: usize = 8 + 2 * crate::extension_api::MAX_EXTENSIONS;
 
 /// The headers `/next` answers with (lower case, as `http` spells them).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-request-id");
