@@ -836,8 +836,9 @@ fn rss_kb(pid: u32) -> u64 {
 
 /// Forty clients at once, each sending near-6 MB bodies, to a pod limited
 /// to 128 MiB, as an attacker who can reach the LoadBalancer would: every
-/// answer is a 200, 413 or 503, the gateway stays within its memory budget,
-/// and nothing is killed or restarted. (Measured before the budget: 430 MB.)
+/// answer is a 200, 413, 422 or 503, the gateway stays within its memory
+/// budget, nothing is killed or restarted, and afterwards a large body is
+/// served again. (Measured before the budget: 430 MB.)
 #[test]
 fn large_bodies_cannot_exhaust_the_pods_memory() {
     let _serial = one_at_a_time();
@@ -904,7 +905,20 @@ fn large_bodies_cannot_exhaust_the_pods_memory() {
         counts.keys().all(|k| ["200", "413", "422", "503"].contains(&k.as_str())),
         "{counts:?}"
     );
-    assert!(counts.get("200").is_some_and(|n| *n > 0), "some must get through: {counts:?}");
+    // How many 6 MB bodies complete during the storm is a race (0 to 2 of
+    // 90 on a 2-CPU VM, also before the Extensions API: ~30 bodies at once
+    // grow against a 43 MB budget, and most are refused part-way). What
+    // must hold is that each refusal gives its bytes back: the same body,
+    // sent once the storm is over, is served.
+    let after = e2e::read(
+        agent(Duration::from_secs(60))
+            .post(format!("{base}/api/v1/hello"))
+            .header("content-type", "application/json")
+            .send(body.as_str()),
+    )
+    .expect("a 6 MB body after the storm");
+    assert_eq!(after.status, 200, "the budget came back whole: {}", after.body);
+    assert_eq!(metric(&stack.metrics(), "kf_gateway_memory_budget_held_bytes"), 0.0);
     assert!(
         peak_kb * 1024 < idle_kb * 1024 + budget as u64,
         "the gateway held {peak_kb} kB, past {idle_kb} kB idle + its {budget} byte budget"
