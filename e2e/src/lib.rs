@@ -173,7 +173,10 @@ pub fn tool(name: &str, found: Option<PathBuf>) -> Option<PathBuf> {
     }
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now. Only for servers that must
+/// be told their port before they bind (`cargo lambda watch`, the RIE, the
+/// bench's peers): another process can take it in between. The gateway is
+/// started on port 0 instead (`Server::start_gateway`).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
@@ -278,6 +281,37 @@ impl Server {
             .process_group(0);
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         Server { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    /// Starts a gateway `command` told to listen on `127.0.0.1:0` for both
+    /// ports, and learns the addresses it bound from its "gateway starting"
+    /// log line (JSON, the default format). Nothing is guessed: a port found
+    /// free and then handed to a child can be taken by another test in
+    /// between. Returns the server (its `base` the public port) and the
+    /// admin port's base URL.
+    pub fn start_gateway(command: Command, log: PathBuf, within: Duration) -> (Server, String) {
+        let mut server = Server::start(command, 0, log);
+        let deadline = Instant::now() + within;
+        loop {
+            let text = server.log_text();
+            let starting = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|line| line["message"] == "gateway starting");
+            if let Some(line) = starting {
+                let address = |key: &str| match line[key].as_str() {
+                    Some(address) => format!("http://{address}"),
+                    None => panic!("the gateway's start line has no {key}: {line}"),
+                };
+                server.base = address("listen");
+                return (server, address("admin"));
+            }
+            if let Ok(Some(exit)) = server.child.try_wait() {
+                panic!("gateway exited with {exit}:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "no start line after {within:?}:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until `GET path` answers `status`, or fails with the log.

@@ -9,7 +9,7 @@
 //! version into `.tools/bin`, where these tests find it; otherwise set
 //! `AWS_LAMBDA_RIE` or put it on `PATH`.
 
-use e2e::{Reply, Server, agent, check_api, free_port, get, post, rie, workspace_root};
+use e2e::{Reply, Server, agent, check_api, get, post, rie, workspace_root};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -187,7 +187,6 @@ impl Stack {
                 std::fs::copy(executable, dir.join("extensions").join(name)).expect("extension");
             }
         }
-        let (port, admin) = (free_port(), free_port());
         let cgroup = options.memory_limit.map(|bytes| MemoryCgroup::new(options.name, bytes));
         let mut command = match &cgroup {
             // Into the cgroup before the gateway starts, so that it reads its
@@ -203,8 +202,8 @@ impl Stack {
             None => e2e::command(&bin.gateway()),
         };
         command
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            // Port 0: the gateway binds and says where (Server::start_gateway).
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             // Relative, as `make run` passes it: the gateway must not depend
             // on the directory a bootstrap runs in.
             .args(["--functions-dir", "functions", "--template", "template.yaml"])
@@ -221,9 +220,9 @@ impl Stack {
             command.arg("--rie").arg(rie().expect("aws-lambda-rie"));
         }
         let log = image.join("gateway.log");
-        let mut server = Server::start(command, port, log);
+        let (mut server, admin) = Server::start_gateway(command, log, Duration::from_secs(30));
         server.wait_for("/readyz", 200, Duration::from_secs(30));
-        Stack { server, image, admin: format!("http://127.0.0.1:{admin}"), cgroup }
+        Stack { server, image, admin, cgroup }
     }
 
     fn base(&self) -> &str {
