@@ -71,19 +71,28 @@ fn config(functions_dir: &Path) -> Config {
     Config::try_parse_from(["gateway", "--functions-dir", dir]).expect("config")
 }
 
-async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
+/// One invocation of `env`, answered within 30 s.
+async fn call(
+    env: &mut Box<dyn Environment>,
+    request_id: &str,
+    event: Bytes,
+    client_context: Option<String>,
+) -> Output {
     let invocation = Invocation {
         account: gateway::budget::Account::unlimited(),
-        request_id: "conformance-1".into(),
-        event: event.clone(),
-        client_context: None,
+        request_id: request_id.into(),
+        event,
+        client_context,
         deadline: SystemTime::now() + Duration::from_secs(30),
     };
-    let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
+    tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
         .await
         .expect("an answer within 30 s")
-        .expect("the environment answers");
-    comparable(output)
+        .expect("the environment answers")
+}
+
+async fn invoke(env: &mut Box<dyn Environment>, event: &Bytes) -> Output {
+    comparable(call(env, "conformance-1", event.clone(), None).await)
 }
 
 #[test]
@@ -166,17 +175,9 @@ async fn the_client_context_reaches_the_runtime_the_same_through_both_kinds(
         let context = r#"{"client":{"installationId":"i"},"custom":{"k":"v"},"env":{}}"#;
         for (given, expected) in [(Some(context), context), (None, "null")] {
             for env in [&mut ours, &mut theirs] {
-                let invocation = Invocation {
-                    account: gateway::budget::Account::unlimited(),
-                    request_id: "context-1".into(),
-                    event: Bytes::from_static(b"{}"),
-                    client_context: given.map(str::to_owned),
-                    deadline: SystemTime::now() + Duration::from_secs(30),
-                };
-                let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
-                    .await
-                    .expect("an answer within 30 s")
-                    .expect("the environment answers");
+                let output =
+                    call(env, "context-1", Bytes::from_static(b"{}"), given.map(str::to_owned))
+                        .await;
                 assert_eq!(
                     output,
                     Output::Response(Bytes::from(expected)),
@@ -243,18 +244,8 @@ async fn an_extension_sees_the_same_through_both_kinds(
             Rie::new(spec, rie_path.clone()).start(reaper, false).await.expect("RIE")
         };
         for i in 0..3 {
-            let invocation = Invocation {
-                account: gateway::budget::Account::unlimited(),
-                request_id: format!("extension-{i}"),
-                event: event.clone(),
-                client_context: None,
-                deadline: SystemTime::now() + Duration::from_secs(30),
-            };
             let started = std::time::Instant::now();
-            let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
-                .await
-                .expect("an answer within 30 s")
-                .expect("the environment answers");
+            let output = call(&mut env, &format!("extension-{i}"), event.clone(), None).await;
             let took = started.elapsed();
             assert!(matches!(output, Output::Response(_)), "{kind}: {output:?}");
             assert!(
@@ -327,17 +318,7 @@ async fn wrong_extension_calls_get_the_same_answers_from_both_kinds(
         } else {
             Rie::new(spec, rie_path.clone()).start(reaper, false).await.expect("RIE")
         };
-        let invocation = Invocation {
-            account: gateway::budget::Account::unlimited(),
-            request_id: "probe-1".into(),
-            event: Bytes::from_static(b"{}"),
-            client_context: None,
-            deadline: SystemTime::now() + Duration::from_secs(30),
-        };
-        let output = tokio::time::timeout(Duration::from_secs(30), env.invoke(invocation))
-            .await
-            .expect("an answer within 30 s")
-            .expect("the environment answers");
+        let output = call(&mut env, "probe-1", Bytes::from_static(b"{}"), None).await;
         assert_eq!(output, Output::Response(Bytes::from("null")), "{kind}");
         env.stop(Duration::from_secs(3)).await;
         let text = std::fs::read_to_string(&out).expect("the probe's answers");
