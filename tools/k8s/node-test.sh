@@ -38,16 +38,9 @@ timeout=${K8S_TIMEOUT:-90}
 cd "$root"
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/kf-api-node.XXXXXX")
-ok=0
-finish() {
-  "$here/node.sh" down "$state" || true
-  if [ "$ok" = 1 ]; then
-    rm -rf "$state"
-  else
-    echo "node test: FAILED; logs in $state/logs and $state/cp/logs" >&2
-  fi
-}
-trap finish EXIT
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+stop_at_exit "node test" "$state" "$state/logs and $state/cp/logs" "$here/node.sh" down "$state"
 trap 'exit 130' INT TERM
 
 start=$SECONDS
@@ -60,8 +53,6 @@ quiet() { # kubectl that must succeed with nothing on stderr (warnings included)
     die "kubectl $* failed or warned"
   fi
 }
-# shellcheck source=lib.sh
-source "$here/lib.sh"
 json=$state/results.jsonl
 record() { printf '{"%s": %s}\n' "$1" "$2" >> "$json"; }
 

@@ -40,19 +40,12 @@ bin=$("$here/build.sh")
 state_root=${TMPDIR:-/tmp}
 [ -w /dev/shm ] && state_root=/dev/shm
 state=$(mktemp -d "$state_root/kf-api-k8s.XXXXXX")
-ok=0
-finish() {
-  "$here/cluster.sh" stop "$state" || true
-  if [ "$ok" = 1 ]; then
-    rm -rf "$state"
-  else
-    echo "k8s test: FAILED; the cluster's logs are in $state/logs" >&2
-  fi
-}
-trap finish EXIT
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+stop_at_exit "k8s test" "$state" "$state/logs" "$here/cluster.sh" stop "$state"
 # A signal stops the step under way (bash runs a trap only once its
 # foreground command is done, so the longer steps run in the background
-# and are waited for), then finish stops the cluster.
+# and are waited for), then the exit trap stops the cluster.
 child=""
 on_signal() {
   [ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true
@@ -84,8 +77,6 @@ quiet() {
     die "kubectl $* wrote to stderr (warnings?)"
   fi
 }
-# shellcheck source=lib.sh
-source "$here/lib.sh"
 
 # The Service's EndpointSlices hold exactly the ready IPs of the pods its
 # selector matches (and at least one).
