@@ -19,14 +19,27 @@
 //!   it, for itself and the copies made converting it into a response; the
 //!   authorizer's answer likewise, to an account of its own.
 //!
-//! A request whose next bytes do not fit is turned away with a 503, as for
-//! a full queue, and what it held is given back. What a request holds
+//! * the answer's body on its way out, once it is a response larger than
+//!   [`REQUEST_OVERHEAD`], until the HTTP server has written it or its
+//!   connection has closed ([`crate::outbox`]): a client that asks for a
+//!   large answer and does not read it holds it in the gateway (the kernel's
+//!   socket buffers take only part, and less when the system's TCP memory
+//!   runs short), and a thousand such connections would hold a thousand
+//!   answers.
+//!
+//! A read whose next bytes do not fit first asks the budget's [`Relief`]
+//! (the public port's connections) to close connections whose answers have
+//! waited longest to be read, of the address holding the most, as the
+//! connection cap closes slow heads; what they held comes back as their
+//! tasks end. If that cannot cover it, the request is turned away with a
+//! 503, as for a full queue, and what it held is given back. What a request holds
 //! whatever its size (its head, the event's other fields, its task and
 //! buffers: [`REQUEST_OVERHEAD`] at most) is not charged: a connection
 //! serves one request at a time, so the connection cap bounds it, and a
 //! request without a body never waits on, or is refused by, the budget.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What a request holds besides the bytes charged to its account, at most:
@@ -59,11 +72,27 @@ pub fn default_for(limit: Option<u64>) -> usize {
     }
 }
 
+/// What can give bytes back when a read does not fit: connections whose
+/// answers wait to be read ([`crate::connections::Connections`]).
+pub trait Relief: Send + Sync + std::fmt::Debug {
+    /// Closes connections holding answers not yet sent, enough to give
+    /// back `bytes` as their tasks end, and says how many bytes that is;
+    /// closes none (and says 0) if all of them together could not.
+    fn relieve(&self, bytes: usize) -> usize;
+}
+
+/// How long a read waits for the bytes of the connections [`Relief`]
+/// closed to come back (their tasks drop the answers at their next poll).
+pub const RELIEF_WAIT: Duration = Duration::from_millis(500);
+
+type ReliefSlot = Arc<OnceLock<Arc<dyn Relief>>>;
+
 /// Bytes left to requests.
 #[derive(Debug, Clone)]
 pub struct Budget {
     bytes: Arc<Semaphore>,
     total: usize,
+    relief: ReliefSlot,
 }
 
 /// The bytes one request (or one authorizer call) holds of the budget,
@@ -79,13 +108,20 @@ pub struct Account {
 struct Charged {
     bytes: Arc<Semaphore>,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
+    relief: ReliefSlot,
 }
 
 impl Budget {
     /// A budget of `total` bytes.
     pub fn new(total: usize) -> Budget {
         let total = total.min(Semaphore::MAX_PERMITS);
-        Budget { bytes: Arc::new(Semaphore::new(total)), total }
+        Budget { bytes: Arc::new(Semaphore::new(total)), total, relief: ReliefSlot::default() }
+    }
+
+    /// What reads that do not fit may ask to close connections (set once,
+    /// by the public port's server).
+    pub fn set_relief(&self, relief: Arc<dyn Relief>) {
+        let _ = self.relief.set(relief);
     }
 
     /// The whole budget.
@@ -100,7 +136,11 @@ impl Budget {
 
     /// A new account, holding nothing yet.
     pub fn account(&self) -> Account {
-        let charged = Charged { bytes: self.bytes.clone(), permit: Mutex::new(None) };
+        let charged = Charged {
+            bytes: self.bytes.clone(),
+            permit: Mutex::new(None),
+            relief: self.relief.clone(),
+        };
         Account { charged: Some(Arc::new(charged)) }
     }
 }
@@ -132,12 +172,56 @@ impl Account {
         }
     }
 
+    /// [`Account::try_grow`], or, if the bytes are not free, after closing
+    /// connections whose answers wait to be read (the budget's [`Relief`])
+    /// and waiting up to [`RELIEF_WAIT`] for their bytes.
+    pub async fn grow(&self, bytes: usize) -> bool {
+        if self.try_grow(bytes) {
+            return true;
+        }
+        let Some(charged) = &self.charged else { return true };
+        let (Some(relief), Ok(wanted)) = (charged.relief.get(), u32::try_from(bytes)) else {
+            return false;
+        };
+        let short = bytes.saturating_sub(charged.bytes.available_permits());
+        if relief.relieve(short) == 0 {
+            return false;
+        }
+        let freed = charged.bytes.clone().acquire_many_owned(wanted);
+        match tokio::time::timeout(RELIEF_WAIT, freed).await {
+            Ok(Ok(more)) => {
+                let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
+                match &mut *permit {
+                    Some(permit) => permit.merge(more),
+                    None => *permit = Some(more),
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives back all but `bytes` of what the account holds (what is left
+    /// of a request once its answer is a response: the response's body).
+    pub fn keep(&self, bytes: usize) {
+        let Some(charged) = &self.charged else { return };
+        let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(permit) = &mut *permit {
+            let extra = permit.num_permits().saturating_sub(bytes);
+            drop(permit.split(extra));
+        }
+    }
+
     /// A new, empty account of the same budget: for bytes that are to be
     /// given back if what they hold is thrown away (a read that fails), and
     /// otherwise moved into this one ([`Account::absorb`]).
     pub fn sibling(&self) -> Account {
         let Some(charged) = &self.charged else { return Account::unlimited() };
-        let sibling = Charged { bytes: charged.bytes.clone(), permit: Mutex::new(None) };
+        let sibling = Charged {
+            bytes: charged.bytes.clone(),
+            permit: Mutex::new(None),
+            relief: charged.relief.clone(),
+        };
         Account { charged: Some(Arc::new(sibling)) }
     }
 
@@ -206,13 +290,13 @@ where
                 capacity = capacity.min(declared);
             }
             let before = collected.capacity();
-            if !account.try_grow(cost(capacity - before)) {
+            if !account.grow(cost(capacity - before)).await {
                 return Err(ReadError::OverBudget(body));
             }
             collected.reserve_exact(capacity - collected.len());
             // The allocator's rounding too, if it gave more.
             let got = collected.capacity();
-            if got > capacity && !account.try_grow(cost(got - capacity)) {
+            if got > capacity && !account.grow(cost(got - capacity)).await {
                 return Err(ReadError::OverBudget(body));
             }
         }
@@ -256,5 +340,37 @@ mod tests {
         assert_eq!(default_for(None), 256 << 20);
         assert_eq!(cost(6 << 20), 24 << 20);
         assert_eq!(answer_cost(6 << 20), 18 << 20);
+    }
+
+    #[derive(Debug)]
+    struct Frees(Mutex<Option<Account>>);
+
+    impl Relief for Frees {
+        fn relieve(&self, _: usize) -> usize {
+            // Given back a moment later, as a closed connection's task does.
+            let held = self.0.lock().unwrap().take();
+            let bytes = held.as_ref().map_or(0, Account::bytes);
+            tokio::spawn(async move { drop(held) });
+            bytes
+        }
+    }
+
+    /// A read that does not fit asks the relief, waits for what it frees,
+    /// and fails when there is nothing to free; `keep` gives back the rest.
+    #[tokio::test(start_paused = true)]
+    async fn a_growth_that_does_not_fit_waits_for_what_the_relief_frees() {
+        let budget = Budget::new(100);
+        let slow = budget.account();
+        assert!(slow.try_grow(80));
+        budget.set_relief(Arc::new(Frees(Mutex::new(Some(slow)))));
+        let fresh = budget.account();
+        assert!(!fresh.try_grow(50));
+        assert!(fresh.grow(50).await, "the slow reader's 80 bytes came back");
+        assert_eq!((fresh.bytes(), budget.available()), (50, 50));
+        let another = budget.account();
+        assert!(!another.grow(60).await, "nothing left to free");
+        assert_eq!(another.bytes(), 0);
+        fresh.keep(20);
+        assert_eq!((fresh.bytes(), budget.available()), (20, 80));
     }
 }

@@ -27,6 +27,15 @@
 //! set it); with `Cluster`, every connection comes from a node's address and
 //! the choice falls back to the oldest waiting connection of all.
 //!
+//! The same registry relieves the memory budget ([`crate::budget::Relief`]):
+//! a connection whose answer has been handed to the HTTP server and not yet
+//! read by its client holds that answer ([`crate::outbox`]), and a client
+//! that never reads would hold it until the connection closes. When a read
+//! does not fit the budget, connections holding answers that have waited
+//! at least [`SLOW_ANSWER`] are closed, of the address holding the most
+//! such bytes first, its longest waiting first, until what they hold covers
+//! what is missing; a fresh request then fits, and the slow readers pay.
+//!
 //! Memory: the registry keeps, per open connection, one entry (an address,
 //! two words of state, a sender; under 100 bytes), so at the cap of `cap`
 //! connections it holds `cap` entries; each connection's own buffers are
@@ -34,8 +43,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
@@ -47,6 +57,8 @@ pub struct Connections {
     epoch: Instant,
     inner: Mutex<Inner>,
     wake: Arc<Wake>,
+    /// Where closing for the memory budget is counted, if anywhere.
+    metrics: std::sync::OnceLock<crate::metrics::Metrics>,
 }
 
 /// How a new connection waiting for room learns of it: a connection ended,
@@ -80,9 +92,16 @@ pub struct State {
     /// Microseconds since the registry's epoch at which the connection
     /// began waiting for a request head, plus one; `0` while it serves one.
     waiting_since: AtomicU64,
+    /// Bytes of answers handed to the HTTP server and not yet written.
+    unsent: AtomicUsize,
     epoch: Instant,
     wake: Arc<Wake>,
 }
+
+/// How long an answer must have waited to be read before its connection
+/// may be closed to relieve the memory budget: a client on a fair link
+/// reads an answer of this API well within it.
+pub const SLOW_ANSWER: Duration = Duration::from_secs(1);
 
 impl State {
     fn now(&self) -> u64 {
@@ -107,6 +126,17 @@ impl State {
     pub fn serving_until_dropped(self: &Arc<Self>) -> Serving {
         self.serving();
         Serving(self.clone())
+    }
+
+    /// `bytes` more of an answer held for the client until written; given
+    /// back by [`State::sent`].
+    pub fn unsent(&self, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `bytes` of an answer written (or dropped with the connection).
+    pub fn sent(&self, bytes: usize) {
+        self.unsent.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Since when it has waited for a head (microseconds after the epoch),
@@ -164,7 +194,13 @@ impl Connections {
             epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
             wake: Arc::new(Wake::default()),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts the connections closed for the memory budget in `metrics`.
+    pub fn count_in(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -205,6 +241,7 @@ impl Connections {
                     inner.next_id += 1;
                     let state = Arc::new(State {
                         waiting_since: AtomicU64::new(0),
+                        unsent: AtomicUsize::new(0),
                         epoch: self.epoch,
                         wake: self.wake.clone(),
                     });
@@ -252,6 +289,64 @@ impl Connections {
         }
         let waited_ms = entry.state.now().saturating_sub(since) / 1000;
         Some(Admitted::Evicted { ip, waited_ms })
+    }
+}
+
+/// A connection holding an answer that has waited to be read since `since`.
+struct SlowAnswer {
+    since: u64,
+    id: u64,
+    held: usize,
+}
+
+impl crate::budget::Relief for Connections {
+    fn relieve(&self, bytes: usize) -> usize {
+        let mut inner = self.lock();
+        // The latest time (as `waiting_since` counts) a slow answer began.
+        let Some(oldest) = self.epoch.elapsed().checked_sub(SLOW_ANSWER) else { return 0 };
+        let oldest = oldest.as_micros() as u64 + 1;
+        // Connections whose answers have waited at least SLOW_ANSWER: per
+        // address, the bytes they hold, and each one's.
+        let mut per_ip: HashMap<IpAddr, (usize, Vec<SlowAnswer>)> = HashMap::new();
+        for (&id, entry) in &inner.open {
+            let held = entry.state.unsent.load(Ordering::Relaxed);
+            match entry.state.waiting_since() {
+                Some(since) if held > 0 && since <= oldest => {
+                    let (total, list) = per_ip.entry(entry.ip).or_default();
+                    *total += held;
+                    list.push(SlowAnswer { since, id, held });
+                }
+                _ => {}
+            }
+        }
+        if per_ip.values().map(|(total, _)| total).sum::<usize>() < bytes {
+            return 0;
+        }
+        let mut order: Vec<_> = per_ip.into_values().collect();
+        order.sort_by_key(|(total, _)| std::cmp::Reverse(*total));
+        let (mut freed, mut closed) = (0, 0);
+        'closing: for (_, mut list) in order {
+            list.sort_unstable_by_key(|answer| answer.since);
+            for SlowAnswer { id, held, .. } in list {
+                if freed >= bytes {
+                    break 'closing;
+                }
+                if let Some(mut entry) = inner.open.remove(&id) {
+                    if let Some(close) = entry.close.take() {
+                        let _ = close.send(());
+                    }
+                    freed += held;
+                    closed += 1;
+                }
+            }
+        }
+        if let Some(metrics) = self.metrics.get() {
+            metrics.closed_for_memory(closed);
+        }
+        tracing::debug!(closed, freed, "closed slow readers' connections for the memory budget");
+        // Their places are free now, as for an eviction at the cap.
+        self.wake.notify.notify_one();
+        freed
     }
 }
 
@@ -355,5 +450,45 @@ mod tests {
         let (_b, how) = connections.admit(ip(2)).await;
         assert_eq!(how, Admitted::Evicted { ip: ip(1), waited_ms: 20 });
         assert!(a.closed.try_recv().is_ok());
+    }
+
+    /// When the budget runs short, the connections holding answers their
+    /// clients have not read for SLOW_ANSWER give way, the biggest holder's
+    /// oldest first, and only as many as cover what is missing; answers
+    /// handed over just now and idle connections are left alone.
+    #[tokio::test(start_paused = true)]
+    async fn a_short_budget_closes_the_slowest_readers_of_the_biggest_holder() {
+        use crate::budget::Relief;
+        let connections = Connections::new(16);
+        let (mut idle, _) = connections.admit(ip(1)).await;
+        let (mut reader, _) = connections.admit(ip(1)).await;
+        reader.state.unsent(300);
+        let mut attacker = Vec::new();
+        for _ in 0..3 {
+            let (place, _) = connections.admit(ip(2)).await;
+            place.state.unsent(200);
+            attacker.push(place);
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        // Nothing has waited a second yet.
+        assert_eq!(connections.relieve(100), 0);
+        tokio::time::advance(SLOW_ANSWER).await;
+        let (mut fresh, _) = connections.admit(ip(3)).await;
+        fresh.state.unsent(1000);
+        // More than all slow answers hold together: nobody is closed.
+        assert_eq!(connections.relieve(1000), 0);
+        assert_eq!(connections.len(), 6);
+        // 300 missing: the attacker (600 bytes) pays, oldest first, two
+        // connections' worth.
+        assert_eq!(connections.relieve(300), 400);
+        let closed: Vec<bool> = attacker.iter_mut().map(|p| p.closed.try_recv().is_ok()).collect();
+        assert_eq!(closed, [true, true, false]);
+        assert!(reader.closed.try_recv().is_err() && idle.closed.try_recv().is_err());
+        assert!(fresh.closed.try_recv().is_err(), "its answer is not a second old");
+        assert_eq!(connections.len(), 4);
+        // A written answer is no longer held.
+        reader.state.sent(300);
+        attacker[2].state.sent(200);
+        assert_eq!(connections.relieve(1), 0);
     }
 }

@@ -39,6 +39,7 @@ use crate::environment::Output;
 use crate::events::{self, Queue};
 use crate::intake::{self, Admitted};
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::outbox;
 use crate::pool::{InvokeError, Pool};
 use crate::refusal::Refusal;
 use base64::Engine as _;
@@ -427,8 +428,9 @@ impl InvokeApi {
             }
         };
         let (output, log) = output;
-        let answer = answer(output, log, &self.metrics);
-        drop(account);
+        // The payload stays charged until written (`outbox`).
+        let answer = answer(output, log, &self.metrics)
+            .map(|response| response.map(|body| Full::new(outbox::hold(body, &account, None))));
         (function, answer)
     }
 
@@ -654,7 +656,7 @@ fn answer(
     output: Output,
     log: Option<Vec<u8>>,
     metrics: &Metrics,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<Bytes>, ApiError> {
     let (payload, failed) = match output {
         Output::Response(payload) => (payload, false),
         Output::Error { payload, .. } => (payload, true),
@@ -663,7 +665,7 @@ fn answer(
             return Err(ApiError::from_refusal(Refusal::OverBudget));
         }
     };
-    let mut response = Response::new(Full::new(payload));
+    let mut response = Response::new(payload);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(EXECUTED_VERSION, HeaderValue::from_static("$LATEST"));

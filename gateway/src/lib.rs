@@ -20,7 +20,8 @@
 //!   events, and the phases they take part in.
 //! * [`config`]: flags and environment variables.
 //! * [`connections`]: the connections a port holds, and which gives way
-//!   to a new one at the cap (the slow-client defence).
+//!   to a new one at the cap, or to a request the budget cannot hold (the
+//!   slow-client defence).
 //! * [`template`]: the SAM template read into plain data: functions,
 //!   routes, timeouts, variables, limits.
 //! * [`routes`]: method and path to function, as API Gateway chooses.
@@ -31,6 +32,7 @@
 //! * [`cgroup`]: the CPUs the container may use, to size the pools.
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
 //! * [`budget`]: the bytes requests may hold at once, shared by all.
+//! * [`outbox`]: answers on their way out, charged until written.
 //! * [`refusal`]: every way the gateway answers a request itself.
 //! * [`ids`]: request ids and the dates in events and log stream names.
 //! * `testing` (feature `testing`): fake environments, templates built in
@@ -50,6 +52,7 @@ pub mod intake;
 pub mod invoke_api;
 pub mod logs;
 pub mod metrics;
+pub mod outbox;
 pub mod pool;
 pub mod proxy;
 pub mod reaper;

@@ -76,6 +76,7 @@ struct Inner {
     budget_held: Gauge,
     over_budget: Counter,
     evicted: Counter,
+    relieved: Counter,
     authorizations: Family<Authorization, Counter>,
     events_queued: Family<FunctionLabel, Gauge>,
     events: Family<FunctionOutcome, Counter>,
@@ -184,6 +185,12 @@ impl Metrics {
             "Connections waiting for a request head that were closed to make room for a new one at the connection cap",
             evicted.clone(),
         );
+        let relieved = Counter::default();
+        registry.register(
+            "connections_closed_for_memory",
+            "Connections whose answers had waited longest to be read, closed because a request needed the memory budget's bytes",
+            relieved.clone(),
+        );
         let authorizations = Family::<Authorization, Counter>::default();
         registry.register(
             "authorizations",
@@ -211,6 +218,7 @@ impl Metrics {
                 budget_held,
                 over_budget,
                 evicted,
+                relieved,
                 invocations,
                 max_memory,
                 registry,
@@ -286,6 +294,10 @@ impl Metrics {
 
     pub(crate) fn connection_evicted(&self) {
         self.inner.evicted.inc();
+    }
+
+    pub(crate) fn closed_for_memory(&self, connections: u64) {
+        self.inner.relieved.inc_by(connections);
     }
 
     pub(crate) fn over_budget(&self) {

@@ -11,10 +11,12 @@
 
 use crate::authorize::{self, Authorizer, Context, Outcome};
 use crate::budget::{Account, Budget};
+use crate::connections::State;
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
 use crate::intake::{self, Admitted};
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::outbox;
 use crate::pool::{Admission, Pool};
 use crate::refusal::{Refusal, json};
 use crate::routes::{Match, Router};
@@ -52,11 +54,14 @@ pub struct Client {
     pub addr: SocketAddr,
     /// Its address as the event's `sourceIp` writes it.
     pub ip: String,
+    /// Its connection's place in the registry, where answers not yet
+    /// written are counted ([`crate::outbox`]).
+    pub connection: Option<Arc<State>>,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr) -> Client {
-        Client { addr, ip: addr.ip().to_string() }
+    pub fn new(addr: SocketAddr, connection: Option<Arc<State>>) -> Client {
+        Client { addr, ip: addr.ip().to_string(), connection }
     }
 }
 
@@ -162,6 +167,11 @@ impl Gateway {
     /// The metrics, for the edge's own counts.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The memory budget, shared with the Invoke API.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// The pools, the authorizers' included, for start-up and shutdown.
@@ -311,10 +321,10 @@ impl Gateway {
             self.metrics.over_budget();
         }
         // The answer's bytes stay charged to the account until it is a
-        // response.
-        let response = answer(output, request_id, function);
-        drop(account);
-        response
+        // response, and then its body's until written.
+        let response = answer(output, request_id, function)?;
+        let connection = client.connection.as_ref();
+        Ok(response.map(|body| Full::new(outbox::hold(body, &account, connection))))
     }
 
     /// The event as the JSON the function is sent. Its JSON can be far
@@ -467,14 +477,10 @@ async fn invoke(
 }
 
 /// The client's answer for what the function gave back.
-fn answer(
-    output: Output,
-    request_id: &str,
-    function: &str,
-) -> Result<Response<Full<Bytes>>, Refusal> {
+fn answer(output: Output, request_id: &str, function: &str) -> Result<Response<Bytes>, Refusal> {
     match output {
         Output::Response(output) => match event::response(&output) {
-            Ok(response) => Ok(response.map(Full::new)),
+            Ok(response) => Ok(response),
             Err(MalformedResponse(why)) => {
                 tracing::warn!(request_id, function, why, "malformed function response");
                 Err(Refusal::MalformedResponse)

@@ -621,9 +621,14 @@ async fn finish(
             let _ = reply.send(result);
             accepted()
         }
-        Err(refused @ Refused::OverBudget) => {
+        Err(Refused::OverBudget) => {
+            // The runtime did its part; the gateway cannot hold the answer
+            // now. The client gets a 503, and the runtime, whose payload
+            // was read to the end and dropped, a 202: an error status would
+            // make `lambda_runtime` exit, and the environment be started
+            // again, for the gateway's own shortage.
             let _ = reply.send(Reply::OverBudget);
-            refused.response()
+            accepted()
         }
         Err(refused) => {
             // Lambda fails the invocation when its response is too large.
@@ -669,7 +674,8 @@ fn invalid_transition_from(from: &str, to: &str) -> Response<Full<Bytes>> {
 enum Refused {
     /// Past [`MAX_PAYLOAD_BYTES`].
     TooLarge,
-    /// Past what the memory budget can hold now.
+    /// Past what the memory budget can hold now (read to the end and
+    /// dropped; the runtime is told it was taken).
     OverBudget,
     /// The post broke off or was malformed.
     Unreadable,
@@ -678,15 +684,10 @@ enum Refused {
 impl Refused {
     fn response(&self) -> Response<Full<Bytes>> {
         match self {
-            Refused::TooLarge => error(
+            Refused::TooLarge | Refused::OverBudget => error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
                 &format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
-            ),
-            Refused::OverBudget => error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                "The gateway's memory budget cannot hold this payload now.",
             ),
             Refused::Unreadable => {
                 error(StatusCode::BAD_REQUEST, "InvalidRequest", "The payload could not be read")
@@ -706,7 +707,16 @@ async fn read_payload(request: Request<Incoming>, account: &Account) -> Result<B
     match budget::read(body, MAX_PAYLOAD_BYTES, declared, account, budget::answer_cost).await {
         Ok(payload) => Ok(payload),
         Err(ReadError::TooLarge(_)) => Err(Refused::TooLarge),
-        Err(ReadError::OverBudget(_)) => Err(Refused::OverBudget),
+        Err(ReadError::OverBudget(mut body)) => {
+            // Read to the end, a frame at a time, holding none of it.
+            use http_body_util::BodyExt;
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    return Err(Refused::Unreadable);
+                }
+            }
+            Err(Refused::OverBudget)
+        }
         Err(ReadError::Broken) => Err(Refused::Unreadable),
     }
 }
@@ -885,8 +895,9 @@ mod protocol {
     }
 
     /// An answer is charged to its invocation's account as it is read; one
-    /// the budget cannot hold is a 413 to the runtime and `OverBudget` to
-    /// the pool, and what it held is given back.
+    /// the budget cannot hold is read to the end and dropped, `OverBudget`
+    /// to the pool and a 202 to the runtime (which serves on), and what it
+    /// held is given back.
     #[tokio::test]
     async fn answers_are_charged_to_the_invocations_account() {
         let budget = crate::budget::Budget::new(3 << 20);
@@ -911,7 +922,7 @@ mod protocol {
                 assert_eq!(reply.await, Ok(Reply::Response(payload)));
                 assert_eq!(account.bytes(), crate::budget::answer_cost(size), "charged while held");
             } else {
-                assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
                 assert_eq!(reply.await, Ok(Reply::OverBudget));
             }
             drop(account);

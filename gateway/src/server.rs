@@ -37,13 +37,27 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// connection, which then retries only a second later.
 pub const BACKLOG: u32 = 4096;
 
-/// A listener on `addr` with a queue of [`BACKLOG`] connections.
+/// The kernel's send buffer for each connection of the public port
+/// (inherited from the listener; Linux doubles it for its bookkeeping).
+/// Left to itself the kernel grows a connection's buffer up to 4 MiB
+/// (`net.ipv4.tcp_wmem`), so a thousand clients that ask for large answers
+/// and never read would park gigabytes in socket buffers, which cgroup v2
+/// charges to the pod and nothing in the gateway can see or give back. Held
+/// to this, the kernel keeps at most a fixed share per connection and an
+/// answer waits in the gateway instead, charged to the memory budget
+/// ([`crate::outbox`]). A client still reads 128 KiB a round trip, over a
+/// megabyte a second at 100 ms: far more than this API's answers need.
+pub const SEND_BUFFER: u32 = 64 * 1024;
+
+/// A listener on `addr` with a queue of [`BACKLOG`] connections, whose
+/// connections have send buffers of [`SEND_BUFFER`].
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
+    socket.set_send_buffer_size(SEND_BUFFER)?;
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
@@ -229,12 +243,16 @@ pub async fn run(
         tokio::time::sleep(timing.delay).await;
     };
     let connections = Connections::new(max_connections);
+    // A read the memory budget cannot hold closes the slowest readers'
+    // connections first (see `connections`).
+    gateway.budget().set_relief(connections.clone());
     let metrics = gateway.metrics().clone();
+    connections.count_in(metrics.clone());
     accept_loop(&listener, connections, &metrics, drain_started, |stream, remote, mut place| {
         stream.set_nodelay(true).ok();
         let gateway = gateway.clone();
-        let client = Arc::new(Client::new(remote));
         let state = place.state.clone();
+        let client = Arc::new(Client::new(remote, Some(state.clone())));
         let service = layered(move |request: Request<Incoming>| {
             let (gateway, client) = (gateway.clone(), client.clone());
             // Busy from the head's arrival until the answer (or a panic):
