@@ -653,6 +653,16 @@ def render_reliability(r: dict) -> str:
             f"slowest in {c['slowest_ms']:.0f} ms; {c['evicted']:,.0f} slow connections closed to make room; "
             f"the gateway's peak memory {c['gateway_peak_rss_kb'] / 1024:.0f} MiB, the pod's "
             f"{c['pod_peak_kb'] / 1024:.0f} of {c['limit_kb'] / 1024:.0f} MiB, {c['oom_kills']} OOM kills |")
+    if "slow-readers" in r:
+        c = r["slow-readers"]
+        rows.append(
+            f"| {c['readers']:,} clients asking for the Swagger UI's script ({c['answer_bytes'] / 1e6:.1f} MB) and "
+            f"never reading it, for {c['seconds']} s, from one machine | a fresh client's `/ping` every quarter "
+            f"second: {c['fresh_requests'] - c['fresh_failed']} of {c['fresh_requests']} answered 200 within 1 s, "
+            f"the slowest in {c['slowest_ms']:.0f} ms; {c['closed_for_memory']:,.0f} of the readers' connections "
+            f"closed for the memory budget, {c['refused_over_budget']:,.0f} of their requests refused (503); the "
+            f"gateway's peak memory {c['gateway_peak_rss_kb'] / 1024:.0f} MiB, the pod's "
+            f"{c['pod_peak_kb'] / 1024:.0f} of {c['limit_kb'] / 1024:.0f} MiB, {c['oom_kills']} OOM kills |")
     if "flood" in r:
         f = r["flood"]
         rows.append(

@@ -1075,6 +1075,152 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
     assert!(peak_kb > 0 && peak_kb * 1024 < LIMIT, "peak {peak_kb} kB");
 }
 
+/// A thousand connections from one machine (127.0.0.2) each ask for the
+/// Swagger UI's script (1.5 MB) and never read it, with a 4 KiB receive
+/// buffer, and 50 more join every 2 s: without a bound, the answers they
+/// leave in the gateway pass a pod's memory. Each answer stays charged to
+/// the memory budget until written, and a request that needs the bytes
+/// closes the connections whose answers have waited longest to be read.
+/// For 20 s a fresh client (127.0.0.1) gets `/ping` every quarter second
+/// within 1 s; nothing is OOM-killed in 128 MiB; afterwards the script is
+/// served whole.
+#[test]
+fn slow_readers_cannot_exhaust_the_pods_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _serial = one_at_a_time();
+    const LIMIT: u64 = 128 << 20;
+    const READERS: usize = 1_000;
+    const SECONDS: u64 = 20;
+    const SCRIPT: &[u8] = b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nhost: x\r\n\r\n";
+    let stack = Stack::start(Options {
+        name: "slow-readers",
+        memory_limit: Some(LIMIT),
+        prewarm: true,
+        // Every reader's request is answered (past the queue they would be
+        // turned away at once, and hold nothing).
+        queue: 2048,
+        ..Options::default()
+    });
+    let gateway = stack.server.child.id();
+    let port: u16 = stack.base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (answers, peak_kb, opened) = runtime.block_on(async move {
+        let connect_from = move |last: u8| async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_recv_buffer_size(4096)?;
+            socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))?;
+            socket.connect(target).await
+        };
+        // The readers that never read: held open until the test ends.
+        let open_reader = move || async move {
+            let mut stream = connect_from(2).await.ok()?;
+            stream.write_all(SCRIPT).await.ok()?;
+            Some(stream)
+        };
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            readers.extend(open_reader().await);
+        }
+        let sampler = tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(SECONDS + 1);
+            let mut peak = 0;
+            while Instant::now() < until {
+                peak = peak.max(rss_kb(gateway));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        });
+        let mut answers = Vec::new();
+        let until = Instant::now() + Duration::from_secs(SECONDS);
+        let mut next_wave = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if Instant::now() >= next_wave {
+                for _ in 0..50 {
+                    readers.extend(open_reader().await);
+                }
+                next_wave += Duration::from_secs(2);
+            }
+            let started = Instant::now();
+            let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut stream = connect_from(1).await?;
+                stream
+                    .write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                    .await?;
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply).await?;
+                Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
+            })
+            .await;
+            let status = match answer {
+                Ok(Ok(reply)) => reply.get(9..12).unwrap_or("???").to_owned(),
+                Ok(Err(e)) => format!("error: {e}"),
+                Err(_) => "no answer in 5 s".to_owned(),
+            };
+            answers.push((status, started.elapsed()));
+            tokio::time::sleep(Duration::from_millis(250).saturating_sub(started.elapsed())).await;
+        }
+        let peak = sampler.await.expect("sampler");
+        (answers, peak, readers.len())
+    });
+    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap_or_default();
+    let failed: Vec<_> =
+        answers.iter().filter(|(s, took)| s != "200" || *took > Duration::from_secs(1)).collect();
+    let metrics = stack.metrics();
+    let closed = metric(&metrics, "kf_gateway_connections_closed_for_memory_total");
+    let refused = metric(&metrics, "kf_gateway_memory_budget_refusals_total");
+    let cgroup_peak = std::fs::read_to_string(
+        stack.cgroup.as_ref().expect("a cgroup").dir.join("memory.max_usage_in_bytes"),
+    )
+    .ok()
+    .and_then(|s| s.trim().parse::<u64>().ok())
+    .unwrap_or(0);
+    // The readers are gone (the runtime dropped them): the script again,
+    // read whole, and nothing left held.
+    let agent = agent(Duration::from_secs(30));
+    let script = get(&agent, stack.base(), "/docs/swagger-ui-bundle.js").expect("the script");
+    // Their connections end as the gateway's writes meet the resets.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let held = metric(&stack.metrics(), "kf_gateway_memory_budget_held_bytes");
+        if held == 0.0 || Instant::now() > deadline {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "{opened} readers that never read for {SECONDS} s: {} fresh /ping, slowest {slowest:?}, \
+         {} not 200 within 1 s; {closed} of their connections closed for memory, {refused} \
+         requests refused over budget; gateway peak RSS {peak_kb} kB, the pod's peak {} kB of {} kB",
+        answers.len(),
+        failed.len(),
+        cgroup_peak / 1024,
+        LIMIT / 1024
+    );
+    record_reliability(
+        "slow-readers",
+        json!({"readers": opened, "seconds": SECONDS, "answer_bytes": script.body.len(),
+               "fresh_requests": answers.len(), "fresh_failed": failed.len(),
+               "slowest_ms": slowest.as_secs_f64() * 1e3, "closed_for_memory": closed,
+               "refused_over_budget": refused,
+               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": cgroup_peak / 1024,
+               "limit_kb": LIMIT / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+    );
+    assert!(opened >= READERS, "only {opened} readers connected");
+    assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
+    assert!(failed.is_empty(), "fresh clients shut out: {failed:?}");
+    assert!(closed > 0.0, "no reader's connection closed: the test tests nothing");
+    assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
+    assert!(peak_kb > 0 && peak_kb * 1024 < LIMIT, "peak {peak_kb} kB");
+    assert_eq!(script.status, 200);
+    assert!(script.body.len() > 1_000_000, "{} bytes", script.body.len());
+    assert_eq!(held, 0.0, "bytes still held after the readers left");
+}
+
 /// A function that writes 200 MB of output an invocation (half of it as one
 /// line with no end): the gateway passes lines on up to 16 KiB and 1 MiB a
 /// second, drops and counts the rest, and meanwhile answers the other
