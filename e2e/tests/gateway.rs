@@ -918,9 +918,16 @@ fn large_bodies_cannot_exhaust_the_pods_memory() {
     .expect("a 6 MB body after the storm");
     assert_eq!(after.status, 200, "the budget came back whole: {}", after.body);
     assert_eq!(metric(&stack.metrics(), "kf_gateway_memory_budget_held_bytes"), 0.0);
+    // What the budget does not count: each of the 40 requests' fixed share
+    // (head, buffers: `REQUEST_OVERHEAD`, bounded by the connection cap),
+    // and the allocator's own slack (free memory its arenas keep resident
+    // between peaks; up to about a megabyte over the budget in 2 of 10 runs
+    // on a 2-CPU VM).
+    let unbudgeted = 40 * gateway::budget::REQUEST_OVERHEAD as u64 + (2 << 20);
     assert!(
-        peak_kb * 1024 < idle_kb * 1024 + budget as u64,
-        "the gateway held {peak_kb} kB, past {idle_kb} kB idle + its {budget} byte budget"
+        peak_kb * 1024 < idle_kb * 1024 + budget as u64 + unbudgeted,
+        "the gateway held {peak_kb} kB, past {idle_kb} kB idle + its {budget} byte budget \
+         + {unbudgeted} bytes it does not count"
     );
     let metrics = stack.metrics();
     assert!(!metrics.contains("kf_gateway_environment_replacements_total{"), "{metrics}");
