@@ -937,6 +937,84 @@ fn large_bodies_cannot_exhaust_the_pods_memory() {
     assert_eq!(r.status, 200);
 }
 
+/// What the attack tests share: the stack's public port, a runtime for the
+/// attackers, a fresh client's probe, and the pod's peak memory.
+mod attack {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The stack's public port.
+    pub fn target(stack: &Stack) -> std::net::SocketAddr {
+        let port: u16 = stack.base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Two threads for the attackers, the probe and the sampler.
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// A connection to `target` from 127.0.0.`last` (a machine of its own),
+    /// with `receive_buffer` bytes of receive buffer if given.
+    pub async fn connect(
+        target: std::net::SocketAddr,
+        last: u8,
+        receive_buffer: Option<u32>,
+    ) -> std::io::Result<tokio::net::TcpStream> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        if let Some(bytes) = receive_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))?;
+        socket.connect(target).await
+    }
+
+    /// A fresh client's `GET /ping` on a new connection from 127.0.0.1: its
+    /// status (or what went wrong) and how long it took.
+    pub async fn fresh_ping(target: std::net::SocketAddr) -> (String, Duration) {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut stream = connect(target, 1, None).await?;
+            stream.write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).await?;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
+        })
+        .await;
+        let status = match answer {
+            Ok(Ok(reply)) => reply.get(9..12).unwrap_or("???").to_owned(),
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "no answer in 5 s".to_owned(),
+        };
+        (status, started.elapsed())
+    }
+
+    /// The answers that were not a 200 within 1 s, and the slowest.
+    pub fn judge(answers: &[(String, Duration)]) -> (Vec<&(String, Duration)>, Duration) {
+        let slowest = answers.iter().map(|(_, took)| *took).max().unwrap_or_default();
+        let failed = answers
+            .iter()
+            .filter(|(s, took)| s != "200" || *took > Duration::from_secs(1))
+            .collect();
+        (failed, slowest)
+    }
+
+    /// The pod's peak memory (its cgroup's), in kB.
+    pub fn pod_peak_kb(stack: &Stack) -> u64 {
+        std::fs::read_to_string(
+            stack.cgroup.as_ref().expect("a cgroup").dir.join("memory.max_usage_in_bytes"),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+            / 1024
+    }
+}
+
 /// An attacker at the LoadBalancer with one ordinary machine, against a
 /// pod of 128 MiB with the defaults users run (1,024 connections): 2,000
 /// clients trickling request heads one byte every 2 s (reconnecting when
@@ -948,7 +1026,7 @@ fn large_bodies_cannot_exhaust_the_pods_memory() {
 /// would (all of them loopback addresses).
 #[test]
 fn slow_clients_cannot_shut_fresh_ones_out() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let _serial = one_at_a_time();
     const LIMIT: u64 = 128 << 20;
     const SLOW_HEADS: usize = 2_000;
@@ -962,23 +1040,13 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
         ..Options::default()
     });
     let gateway = stack.server.child.id();
-    let port: u16 = stack.base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let target = attack::target(&stack);
+    let runtime = attack::runtime();
     let (answers, peak_kb, cut) = runtime.block_on(async move {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let running = |stop: &std::sync::Arc<std::sync::atomic::AtomicBool>| {
             !stop.load(std::sync::atomic::Ordering::Relaxed)
-        };
-        let connect_from = move |last: u8| async move {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))?;
-            socket.connect(target).await
         };
         let mut attackers = Vec::new();
         for i in 0..SLOW_HEADS + SLOW_BODIES {
@@ -988,7 +1056,7 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
                 // Spread the first connections over a second.
                 tokio::time::sleep(Duration::from_micros((i as u64 * 500) % 1_000_000)).await;
                 while running(&stop) {
-                    let Ok(mut stream) = connect_from(if body { 3 } else { 2 }).await else {
+                    let Ok(mut stream) = attack::connect(target, if body { 3 } else { 2 }, None).await else {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     };
@@ -1023,22 +1091,9 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
         let mut answers = Vec::new();
         let until = Instant::now() + Duration::from_secs(SECONDS);
         while Instant::now() < until {
-            let started = Instant::now();
-            let answer = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut stream = connect_from(1).await?;
-                stream.write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
-                let mut reply = Vec::new();
-                stream.read_to_end(&mut reply).await?;
-                Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
-            })
-            .await;
-            let status = match answer {
-                Ok(Ok(reply)) => reply.get(9..12).unwrap_or("???").to_owned(),
-                Ok(Err(e)) => format!("error: {e}"),
-                Err(_) => "no answer in 5 s".to_owned(),
-            };
-            answers.push((status, started.elapsed()));
-            tokio::time::sleep(Duration::from_millis(250).saturating_sub(started.elapsed())).await;
+            let (status, took) = attack::fresh_ping(target).await;
+            answers.push((status, took));
+            tokio::time::sleep(Duration::from_millis(250).saturating_sub(took)).await;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for attacker in attackers {
@@ -1047,24 +1102,17 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
         let peak = sampler.await.expect("sampler");
         (answers, peak, cut.load(std::sync::atomic::Ordering::Relaxed))
     });
-    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap_or_default();
-    let failed: Vec<_> =
-        answers.iter().filter(|(s, took)| s != "200" || *took > Duration::from_secs(1)).collect();
+    let (failed, slowest) = attack::judge(&answers);
     let metrics = stack.metrics();
     let evicted = metric(&metrics, "kf_gateway_connections_evicted_total");
-    let cgroup_peak = std::fs::read_to_string(
-        stack.cgroup.as_ref().expect("a cgroup").dir.join("memory.max_usage_in_bytes"),
-    )
-    .ok()
-    .and_then(|s| s.trim().parse::<u64>().ok())
-    .unwrap_or(0);
+    let pod_peak_kb = attack::pod_peak_kb(&stack);
     eprintln!(
         "{SLOW_HEADS} slow heads and {SLOW_BODIES} slow bodies for {SECONDS} s: {} fresh /ping, slowest {slowest:?}, \
          {} not 200 within 1 s; {evicted} connections evicted, {cut} attacker connections cut; \
          gateway peak RSS {peak_kb} kB, the pod's peak {} kB of {} kB",
         answers.len(),
         failed.len(),
-        cgroup_peak / 1024,
+        pod_peak_kb,
         LIMIT / 1024
     );
     record_reliability(
@@ -1072,7 +1120,7 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
         json!({"slow_heads": SLOW_HEADS, "slow_bodies": SLOW_BODIES, "seconds": SECONDS,
                "fresh_requests": answers.len(), "fresh_failed": failed.len(),
                "slowest_ms": slowest.as_secs_f64() * 1e3, "evicted": evicted, "attacker_cut": cut,
-               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": cgroup_peak / 1024,
+               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": pod_peak_kb,
                "limit_kb": LIMIT / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
     );
     assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
@@ -1093,7 +1141,7 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
 /// served whole.
 #[test]
 fn slow_readers_cannot_exhaust_the_pods_memory() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let _serial = one_at_a_time();
     const LIMIT: u64 = 128 << 20;
     const READERS: usize = 1_000;
@@ -1109,23 +1157,12 @@ fn slow_readers_cannot_exhaust_the_pods_memory() {
         ..Options::default()
     });
     let gateway = stack.server.child.id();
-    let port: u16 = stack.base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let target = attack::target(&stack);
+    let runtime = attack::runtime();
     let (answers, peak_kb, opened) = runtime.block_on(async move {
-        let connect_from = move |last: u8| async move {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.set_recv_buffer_size(4096)?;
-            socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))?;
-            socket.connect(target).await
-        };
         // The readers that never read: held open until the test ends.
         let open_reader = move || async move {
-            let mut stream = connect_from(2).await.ok()?;
+            let mut stream = attack::connect(target, 2, Some(4096)).await.ok()?;
             stream.write_all(SCRIPT).await.ok()?;
             Some(stream)
         };
@@ -1152,40 +1189,18 @@ fn slow_readers_cannot_exhaust_the_pods_memory() {
                 }
                 next_wave += Duration::from_secs(2);
             }
-            let started = Instant::now();
-            let answer = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut stream = connect_from(1).await?;
-                stream
-                    .write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                    .await?;
-                let mut reply = Vec::new();
-                stream.read_to_end(&mut reply).await?;
-                Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
-            })
-            .await;
-            let status = match answer {
-                Ok(Ok(reply)) => reply.get(9..12).unwrap_or("???").to_owned(),
-                Ok(Err(e)) => format!("error: {e}"),
-                Err(_) => "no answer in 5 s".to_owned(),
-            };
-            answers.push((status, started.elapsed()));
-            tokio::time::sleep(Duration::from_millis(250).saturating_sub(started.elapsed())).await;
+            let (status, took) = attack::fresh_ping(target).await;
+            answers.push((status, took));
+            tokio::time::sleep(Duration::from_millis(250).saturating_sub(took)).await;
         }
         let peak = sampler.await.expect("sampler");
         (answers, peak, readers.len())
     });
-    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap_or_default();
-    let failed: Vec<_> =
-        answers.iter().filter(|(s, took)| s != "200" || *took > Duration::from_secs(1)).collect();
+    let (failed, slowest) = attack::judge(&answers);
     let metrics = stack.metrics();
     let closed = metric(&metrics, "kf_gateway_connections_closed_for_memory_total");
     let refused = metric(&metrics, "kf_gateway_memory_budget_refusals_total");
-    let cgroup_peak = std::fs::read_to_string(
-        stack.cgroup.as_ref().expect("a cgroup").dir.join("memory.max_usage_in_bytes"),
-    )
-    .ok()
-    .and_then(|s| s.trim().parse::<u64>().ok())
-    .unwrap_or(0);
+    let pod_peak_kb = attack::pod_peak_kb(&stack);
     // The readers are gone (the runtime dropped them): the script again,
     // read whole, and nothing left held.
     let agent = agent(Duration::from_secs(30));
@@ -1205,7 +1220,7 @@ fn slow_readers_cannot_exhaust_the_pods_memory() {
          requests refused over budget; gateway peak RSS {peak_kb} kB, the pod's peak {} kB of {} kB",
         answers.len(),
         failed.len(),
-        cgroup_peak / 1024,
+        pod_peak_kb,
         LIMIT / 1024
     );
     record_reliability(
@@ -1214,7 +1229,7 @@ fn slow_readers_cannot_exhaust_the_pods_memory() {
                "fresh_requests": answers.len(), "fresh_failed": failed.len(),
                "slowest_ms": slowest.as_secs_f64() * 1e3, "closed_for_memory": closed,
                "refused_over_budget": refused,
-               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": cgroup_peak / 1024,
+               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": pod_peak_kb,
                "limit_kb": LIMIT / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
     );
     assert!(opened >= READERS, "only {opened} readers connected");
