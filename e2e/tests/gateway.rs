@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 
 /// The binaries under test: built once for all tests, or the shipped ones
 /// (`make test-shipped`, see [`e2e::Binaries`]).
@@ -841,13 +842,8 @@ fn rss_kb(pid: u32) -> u64 {
 #[test]
 fn large_bodies_cannot_exhaust_the_pods_memory() {
     let _serial = one_at_a_time();
-    const LIMIT: u64 = 128 << 20;
-    let stack = Stack::start(Options {
-        name: "abuse",
-        memory_limit: Some(LIMIT),
-        prewarm: true,
-        ..Options::default()
-    });
+    const LIMIT: u64 = attack::POD_MEMORY;
+    let stack = attack::pod("abuse", Options::default().queue);
     let budget = metric(&stack.metrics(), "kf_gateway_memory_budget_bytes");
     assert_eq!(budget, (LIMIT / 3) as f64, "the budget follows the cgroup's limit");
     let gateway = stack.server.child.id();
@@ -941,7 +937,22 @@ fn large_bodies_cannot_exhaust_the_pods_memory() {
 /// attackers, a fresh client's probe, and the pod's peak memory.
 mod attack {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
+
+    /// A pod's memory limit, as the manifests set it.
+    pub const POD_MEMORY: u64 = 128 << 20;
+
+    /// The stack as a pod runs it, in a memory cgroup of [`POD_MEMORY`],
+    /// prewarmed, each function's queue holding `queue` requests.
+    pub fn pod(name: &str, queue: usize) -> Stack {
+        Stack::start(Options {
+            name,
+            memory_limit: Some(POD_MEMORY),
+            prewarm: true,
+            queue,
+            ..Options::default()
+        })
+    }
 
     /// The stack's public port.
     pub fn target(stack: &Stack) -> std::net::SocketAddr {
@@ -1026,19 +1037,11 @@ mod attack {
 /// would (all of them loopback addresses).
 #[test]
 fn slow_clients_cannot_shut_fresh_ones_out() {
-    use tokio::io::AsyncWriteExt;
     let _serial = one_at_a_time();
-    const LIMIT: u64 = 128 << 20;
     const SLOW_HEADS: usize = 2_000;
     const SLOW_BODIES: usize = 60;
     const SECONDS: u64 = 30;
-    let stack = Stack::start(Options {
-        name: "slow-clients",
-        memory_limit: Some(LIMIT),
-        prewarm: true,
-        queue: 1024,
-        ..Options::default()
-    });
+    let stack = attack::pod("slow-clients", 1024);
     let gateway = stack.server.child.id();
     let target = attack::target(&stack);
     let runtime = attack::runtime();
@@ -1113,7 +1116,7 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
         answers.len(),
         failed.len(),
         pod_peak_kb,
-        LIMIT / 1024
+        attack::POD_MEMORY / 1024
     );
     record_reliability(
         "slow-clients",
@@ -1121,13 +1124,13 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
                "fresh_requests": answers.len(), "fresh_failed": failed.len(),
                "slowest_ms": slowest.as_secs_f64() * 1e3, "evicted": evicted, "attacker_cut": cut,
                "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": pod_peak_kb,
-               "limit_kb": LIMIT / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+               "limit_kb": attack::POD_MEMORY / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
     );
     assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
     assert!(failed.is_empty(), "fresh clients shut out: {failed:?}");
     assert!(evicted > 0.0, "the flood never reached the cap: the test tests nothing");
     assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
-    assert!(peak_kb > 0 && peak_kb * 1024 < LIMIT, "peak {peak_kb} kB");
+    assert!(peak_kb > 0 && peak_kb * 1024 < attack::POD_MEMORY, "peak {peak_kb} kB");
 }
 
 /// A thousand connections from one machine (127.0.0.2) each ask for the
@@ -1141,21 +1144,13 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
 /// served whole.
 #[test]
 fn slow_readers_cannot_exhaust_the_pods_memory() {
-    use tokio::io::AsyncWriteExt;
     let _serial = one_at_a_time();
-    const LIMIT: u64 = 128 << 20;
     const READERS: usize = 1_000;
     const SECONDS: u64 = 20;
     const SCRIPT: &[u8] = b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nhost: x\r\n\r\n";
-    let stack = Stack::start(Options {
-        name: "slow-readers",
-        memory_limit: Some(LIMIT),
-        prewarm: true,
-        // Every reader's request is answered (past the queue they would be
-        // turned away at once, and hold nothing).
-        queue: 2048,
-        ..Options::default()
-    });
+    // Every reader's request is answered (past the queue they would be
+    // turned away at once, and hold nothing).
+    let stack = attack::pod("slow-readers", 2048);
     let gateway = stack.server.child.id();
     let target = attack::target(&stack);
     let runtime = attack::runtime();
@@ -1221,7 +1216,7 @@ fn slow_readers_cannot_exhaust_the_pods_memory() {
         answers.len(),
         failed.len(),
         pod_peak_kb,
-        LIMIT / 1024
+        attack::POD_MEMORY / 1024
     );
     record_reliability(
         "slow-readers",
@@ -1230,14 +1225,14 @@ fn slow_readers_cannot_exhaust_the_pods_memory() {
                "slowest_ms": slowest.as_secs_f64() * 1e3, "closed_for_memory": closed,
                "refused_over_budget": refused,
                "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": pod_peak_kb,
-               "limit_kb": LIMIT / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+               "limit_kb": attack::POD_MEMORY / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
     );
     assert!(opened >= READERS, "only {opened} readers connected");
     assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
     assert!(failed.is_empty(), "fresh clients shut out: {failed:?}");
     assert!(closed > 0.0, "no reader's connection closed: the test tests nothing");
     assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
-    assert!(peak_kb > 0 && peak_kb * 1024 < LIMIT, "peak {peak_kb} kB");
+    assert!(peak_kb > 0 && peak_kb * 1024 < attack::POD_MEMORY, "peak {peak_kb} kB");
     assert_eq!(script.status, 200);
     assert!(script.body.len() > 1_000_000, "{} bytes", script.body.len());
     assert_eq!(held, 0.0, "bytes still held after the readers left");
