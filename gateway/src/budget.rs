@@ -111,6 +111,17 @@ struct Charged {
     relief: ReliefSlot,
 }
 
+impl Charged {
+    /// Adds `more` to what is held.
+    fn add(&self, more: OwnedSemaphorePermit) {
+        let mut permit = self.permit.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *permit {
+            Some(permit) => permit.merge(more),
+            None => *permit = Some(more),
+        }
+    }
+}
+
 impl Budget {
     /// A budget of `total` bytes.
     pub fn new(total: usize) -> Budget {
@@ -161,11 +172,7 @@ impl Account {
         let Ok(bytes) = u32::try_from(bytes) else { return false };
         match charged.bytes.clone().try_acquire_many_owned(bytes) {
             Ok(more) => {
-                let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
-                match &mut *permit {
-                    Some(permit) => permit.merge(more),
-                    None => *permit = Some(more),
-                }
+                charged.add(more);
                 true
             }
             Err(_) => false,
@@ -190,11 +197,7 @@ impl Account {
         let freed = charged.bytes.clone().acquire_many_owned(wanted);
         match tokio::time::timeout(RELIEF_WAIT, freed).await {
             Ok(Ok(more)) => {
-                let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
-                match &mut *permit {
-                    Some(permit) => permit.merge(more),
-                    None => *permit = Some(more),
-                }
+                charged.add(more);
                 true
             }
             _ => false,
@@ -230,11 +233,7 @@ impl Account {
         let (Some(charged), Some(theirs)) = (&self.charged, &other.charged) else { return };
         let taken = theirs.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(taken) = taken {
-            let mut permit = charged.permit.lock().unwrap_or_else(|e| e.into_inner());
-            match &mut *permit {
-                Some(permit) => permit.merge(taken),
-                None => *permit = Some(taken),
-            }
+            charged.add(taken);
         }
     }
 

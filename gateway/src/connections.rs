@@ -44,7 +44,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
@@ -58,7 +58,7 @@ pub struct Connections {
     inner: Mutex<Inner>,
     wake: Arc<Wake>,
     /// Where closing for the memory budget is counted, if anywhere.
-    metrics: std::sync::OnceLock<crate::metrics::Metrics>,
+    metrics: OnceLock<crate::metrics::Metrics>,
 }
 
 /// How a new connection waiting for room learns of it: a connection ended,
@@ -74,6 +74,18 @@ struct Wake {
 struct Inner {
     next_id: u64,
     open: HashMap<u64, Entry>,
+}
+
+impl Inner {
+    /// Takes connection `id` out of the registry and tells it to close
+    /// (its task ends on its own, and gives back what it held).
+    fn close(&mut self, id: u64) -> Option<Entry> {
+        let mut entry = self.open.remove(&id)?;
+        if let Some(close) = entry.close.take() {
+            let _ = close.send(());
+        }
+        Some(entry)
+    }
 }
 
 #[derive(Debug)]
@@ -194,7 +206,7 @@ impl Connections {
             epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
             wake: Arc::new(Wake::default()),
-            metrics: std::sync::OnceLock::new(),
+            metrics: OnceLock::new(),
         })
     }
 
@@ -283,10 +295,7 @@ impl Connections {
             .filter(|(_, e)| e.ip == ip)
             .filter_map(|(id, e)| Some((id, e.state.waiting_since()?)))
             .min_by_key(|(_, since)| *since)?;
-        let mut entry = inner.open.remove(&id)?;
-        if let Some(close) = entry.close.take() {
-            let _ = close.send(());
-        }
+        let entry = inner.close(id)?;
         let waited_ms = entry.state.now().saturating_sub(since) / 1000;
         Some(Admitted::Evicted { ip, waited_ms })
     }
@@ -331,10 +340,7 @@ impl crate::budget::Relief for Connections {
                 if freed >= bytes {
                     break 'closing;
                 }
-                if let Some(mut entry) = inner.open.remove(&id) {
-                    if let Some(close) = entry.close.take() {
-                        let _ = close.send(());
-                    }
+                if inner.close(id).is_some() {
                     freed += held;
                     closed += 1;
                 }

@@ -621,14 +621,9 @@ async fn finish(
             let _ = reply.send(result);
             accepted()
         }
-        Err(Refused::OverBudget) => {
-            // The runtime did its part; the gateway cannot hold the answer
-            // now. The client gets a 503, and the runtime, whose payload
-            // was read to the end and dropped, a 202: an error status would
-            // make `lambda_runtime` exit, and the environment be started
-            // again, for the gateway's own shortage.
+        Err(refused @ Refused::OverBudget) => {
             let _ = reply.send(Reply::OverBudget);
-            accepted()
+            refused.response()
         }
         Err(refused) => {
             // Lambda fails the invocation when its response is too large.
@@ -684,11 +679,17 @@ enum Refused {
 impl Refused {
     fn response(&self) -> Response<Full<Bytes>> {
         match self {
-            Refused::TooLarge | Refused::OverBudget => error(
+            Refused::TooLarge => error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
                 &format!("Exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
             ),
+            // The runtime did its part; the gateway cannot hold the answer
+            // now. The client gets a 503, and the runtime, whose payload
+            // was read to the end and dropped, a 202: an error status would
+            // make `lambda_runtime` exit, and the environment be started
+            // again, for the gateway's own shortage.
+            Refused::OverBudget => accepted(),
             Refused::Unreadable => {
                 error(StatusCode::BAD_REQUEST, "InvalidRequest", "The payload could not be read")
             }
