@@ -1041,6 +1041,8 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
     const SLOW_HEADS: usize = 2_000;
     const SLOW_BODIES: usize = 60;
     const SECONDS: u64 = 30;
+    // The slow bodies' requests are admitted and hold their bytes, rather
+    // than being turned away at the queue's default 128.
     let stack = attack::pod("slow-clients", 1024);
     let gateway = stack.server.child.id();
     let target = attack::target(&stack);
