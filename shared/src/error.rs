@@ -19,6 +19,14 @@ pub enum ApiError {
         /// The path that was asked for.
         path: String,
     },
+    /// The body is larger than the endpoint's model could ever be (413).
+    #[error("the body is {size} bytes; this endpoint takes at most {limit}")]
+    PayloadTooLarge {
+        /// The body's size.
+        size: usize,
+        /// The most the endpoint reads.
+        limit: usize,
+    },
     /// The path exists but not with this method (405).
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed {
@@ -52,6 +60,7 @@ impl ApiError {
             ApiError::Validation(_) => 422,
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::PayloadTooLarge { .. } => 413,
         }
     }
 
@@ -66,6 +75,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => {
                 ErrorBody::Message(ErrorMessage { message: "Method Not Allowed".to_owned() })
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                ErrorBody::Message(ErrorMessage { message: self.to_string() })
             }
         }
     }

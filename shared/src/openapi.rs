@@ -21,6 +21,7 @@ use utoipa::OpenApi;
     responses(
         (status = 200, description = "The factorisation", body = HelloResponse),
         (status = 405, description = "Method other than POST", body = ErrorMessage),
+        (status = 413, description = "Body over 64 KiB (65,536 bytes), larger than the model could be", body = ErrorMessage),
         (status = 422, description = "Invalid body; every problem is listed", body = HttpValidationError),
     )
 )]

@@ -14,7 +14,9 @@ pub async fn handle(request: Request) -> Result<Response<Body>, Infallible> {
 
 fn respond(request: &Request) -> Result<Response<Body>, ApiError> {
     edge::resolve(FUNCTION, request)?;
-    let input = shared::validate::hello_request(request.body().as_ref())?;
+    let body = request.body().as_ref();
+    shared::validate::hello_body_size(body)?;
+    let input = shared::validate::hello_request(body)?;
     // The factoring is CPU-bound and runs inline: a Lambda environment handles
     // one invocation at a time, so there is nothing else to keep responsive.
     let output = shared::hello::hello(&input, &mut rand::rng());
@@ -114,6 +116,26 @@ mod tests {
             assert_eq!(
                 (reply.status, &reply.json()["detail"][0]["type"]),
                 (422, &json!("missing"))
+            );
+        }
+    }
+
+    /// A body larger than the model could be is refused before it is
+    /// parsed: a 413 naming the limit, in API Gateway's shape.
+    #[tokio::test]
+    async fn a_body_past_the_models_limit_is_a_413() {
+        let limit = shared::validate::MAX_HELLO_BODY;
+        let padded = |len: usize| format!("{{\"n\": 12{}}}", " ".repeat(len - 9));
+        for source in SOURCES {
+            let at_limit = padded(limit);
+            assert_eq!(at_limit.len(), limit);
+            assert_eq!(post(source, &at_limit).await.status, 200, "{source:?}");
+            let reply = post(source, &padded(limit + 1)).await;
+            assert_eq!(reply.status, 413, "{source:?}");
+            assert_eq!(
+                reply.json(),
+                json!({"message": format!(
+                    "the body is {} bytes; this endpoint takes at most {limit}", limit + 1)})
             );
         }
     }
