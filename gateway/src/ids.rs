@@ -2,33 +2,23 @@
 //! events and log stream names. One place, so that every id is made the
 //! same way and every date from the same calendar code.
 //!
-//! Ids need uniqueness, not secrecy: each thread draws them from
-//! SplitMix64 (a bijection of a counter, so a thread never repeats one
-//! within 2^64 draws), started at a random point that std's `RandomState`
-//! gives (its keys come from the OS); no crate is needed, and a draw costs
-//! a few instructions, where hashing a fresh `RandomState` per id cost
-//! hundreds on every request. The dates are UTC, from the Unix
-//! epoch, with H. Hinnant's civil-from-days algorithm, rather than a date
-//! crate for three formats.
+//! Some ids are tokens: an extension's identifier is all an extension shows
+//! to call the Extensions API as itself, and a request id names the
+//! invocation that a Runtime API call answers. So every id is drawn from a
+//! cryptographically secure stream: rand's `ThreadRng` (ChaCha12, seeded
+//! from the OS and reseeded as it goes), from which no id tells the next.
+//! It costs a few nanoseconds a draw, as the SplitMix64 counter it replaced
+//! did; that one let anyone who saw one `apigw-requestid` predict the next
+//! five exactly (issue 31). The dates are UTC, from the Unix epoch, with H.
+//! Hinnant's civil-from-days algorithm, rather than a date crate for three
+//! formats.
 
-use std::cell::Cell;
-use std::hash::{BuildHasher, RandomState};
+use rand::Rng as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A random 64-bit number.
+/// A random 64-bit number, unpredictable from any drawn before it.
 pub fn random_u64() -> u64 {
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0_u64));
-    }
-    STATE.with(|state| {
-        // SplitMix64 (Steele, Lea and Flood, 2014).
-        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        state.set(next);
-        let mut z = next;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    })
+    rand::rng().next_u64()
 }
 
 /// A fresh request id in the UUID (version 4) format API Gateway uses.
@@ -152,6 +142,34 @@ mod tests {
             assert_eq!(hex.len(), 32);
             assert!(u128::from_str_radix(&hex, 16).is_ok(), "{id}");
             assert_eq!(id.to_lowercase(), id);
+        }
+    }
+
+    /// Issue 31: the ids came from SplitMix64, whose output function is a
+    /// bijection, so one draw gave the generator's state and every draw
+    /// after it. Undone here as an attacker would; it must not predict.
+    #[test]
+    fn a_draw_does_not_tell_the_next() {
+        const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+        // The multiplicative inverse of an odd number modulo 2^64 (Newton).
+        let inverse =
+            |a: u64| (0..6).fold(a, |x, _| x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x))));
+        let unshift = |z: u64, s: u32| (0..64 / s).fold(z, |x, _| z ^ (x >> s));
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let unmix = |z: u64| {
+            let z = unshift(z, 31).wrapping_mul(inverse(0x94d0_49bb_1331_11eb));
+            let z = unshift(z, 27).wrapping_mul(inverse(0xbf58_476d_1ce4_e5b9));
+            unshift(z, 30)
+        };
+        let state = 0x1234_5678_9abc_def0_u64;
+        assert_eq!(unmix(mix(state)), state, "the attack itself works");
+        for _ in 0..100 {
+            let (seen, next) = (random_u64(), random_u64());
+            assert_ne!(mix(unmix(seen).wrapping_add(GAMMA)), next, "predicted from the one before");
         }
     }
 

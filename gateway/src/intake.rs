@@ -40,6 +40,16 @@ pub fn head_size<B>(request: &Request<B>) -> usize {
     line + request.headers().values().map(HeaderValue::len).sum::<usize>()
 }
 
+/// Whether every header value is UTF-8 text: a Lambda event is JSON, whose
+/// strings cannot carry other bytes (`X-A: \xff` made the event fail to
+/// serialize, a 500 and an ERROR line any client could cause). Refused as a
+/// 400 before anything else is done; API Gateway's own treatment of such
+/// bytes could not be observed here, and dropping or rewriting a header the
+/// function may rely on (a signature, a token) would be worse than saying no.
+pub fn head_is_text<B>(request: &Request<B>) -> bool {
+    request.headers().values().all(|v| std::str::from_utf8(v.as_bytes()).is_ok())
+}
+
 /// The body's length as `Content-Length` declares it, if it does.
 pub fn declared_length(parts: &Parts) -> Option<u64> {
     parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())

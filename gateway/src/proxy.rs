@@ -227,6 +227,10 @@ impl Gateway {
                 let refusal = intake::refuse_request(Refusal::HeaderFieldsTooLarge, request);
                 (own, "", Err(refusal.await))
             }
+            _ if !intake::head_is_text(&request) => {
+                let refusal = intake::refuse_request(Refusal::BadRequest, request);
+                (own, "", Err(refusal.await))
+            }
             "/healthz" => (own + 1, "", Ok(self.own_endpoint(&path))),
             "/readyz" => (own + 2, "", Ok(self.own_endpoint(&path))),
             _ => match self.router.find(&method, &path) {

@@ -119,7 +119,10 @@ impl Refusal {
                 "the authorizer denied the request (or denied it within `ReauthorizeEvery`)"
             }
             Refusal::BodyTimeout => "the body did not arrive within 10 s",
-            Refusal::BadRequest => "the body's framing broke, or the connection did, mid-body",
+            Refusal::BadRequest => {
+                "a header value is not UTF-8 text, which a Lambda event (JSON) cannot carry; or \
+                 the body's framing broke, or the connection did, mid-body"
+            }
             Refusal::QueueFull => {
                 "every environment of the function is busy and its queue (`--queue`) is full"
             }

@@ -188,6 +188,24 @@ async fn the_http_apis_head_limit_is_a_431() {
     gw.stop().await.expect("a clean stop");
 }
 
+/// A header value that is not UTF-8 cannot be carried by the JSON event:
+/// a 400, the function never called, no ERROR logged (it was a 500 and an
+/// ERROR line, issue 31); UTF-8 text beyond ASCII reaches the function.
+#[tokio::test]
+async fn a_header_that_is_not_text_is_a_400_and_utf8_text_reaches_the_function() {
+    let gw = Running::start(config(&[]), api(), Fakes::new()).await;
+    let head = b"GET /ping HTTP/1.1\r\nhost: x\r\nx-a: \xff\xfe\r\nconnection: close\r\n\r\n";
+    let answer = raw(gw.addr, head, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.ends_with(r#"{"message":"Bad Request"}"#), "{answer}");
+    assert_eq!(Record::count(&gw.record("ping").invoked), 0);
+    let head = "GET /ping HTTP/1.1\r\nhost: x\r\nx-a: caf\u{e9}\r\nconnection: close\r\n\r\n";
+    let answer = raw(gw.addr, head.as_bytes(), Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(Record::count(&gw.record("ping").invoked), 1);
+    gw.stop().await.expect("a clean stop");
+}
+
 #[tokio::test]
 async fn a_malformed_body_is_a_400() {
     let gw = Running::start(config(&[]), api(), Fakes::new()).await;
