@@ -33,6 +33,8 @@
 //! * [`metrics`]: Prometheus metrics for `/metrics`.
 //! * [`budget`]: the bytes requests may hold at once, shared by all.
 //! * [`outbox`]: answers on their way out, charged until written.
+//! * [`peer`]: which process is at the other end of a loopback connection
+//!   (an environment's Runtime API serves only its own processes).
 //! * [`refusal`]: every way the gateway answers a request itself.
 //! * [`ids`]: request ids and the dates in events and log stream names.
 //! * `testing` (feature `testing`): fake environments, templates built in
@@ -53,6 +55,7 @@ pub mod invoke_api;
 pub mod logs;
 pub mod metrics;
 pub mod outbox;
+pub mod peer;
 pub mod pool;
 pub mod proxy;
 pub mod reaper;

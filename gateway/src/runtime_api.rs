@@ -145,6 +145,9 @@ pub(crate) struct Shared {
     /// the extensions (registered, ready, shut down).
     progress: watch::Sender<()>,
     phase: watch::Sender<Phase>,
+    /// The sessions whose processes may connect, once confined
+    /// ([`RuntimeApi::confine`]); `None`: any process may.
+    sessions: Mutex<Option<Vec<i32>>>,
 }
 
 #[derive(Debug, Default)]
@@ -184,9 +187,34 @@ impl RuntimeApi {
             extension_work: Notify::new(),
             progress: watch::Sender::new(()),
             phase,
+            sessions: Mutex::new(None),
         });
         let server = tokio::spawn(serve(listener, shared.clone())).abort_handle();
         Ok(RuntimeApi { shared, addr, server })
+    }
+
+    /// From now on, serves only connections from the processes of the
+    /// sessions started by [`RuntimeApi::spawn_member`] ([`crate::peer`]):
+    /// no other process of the pod can poll this environment's `/next`,
+    /// answer its invocations or call its Extensions API.
+    pub fn confine(&self) {
+        let mut sessions = self.shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get_or_insert_with(Vec::new);
+    }
+
+    /// Runs `spawn`, which starts a process in a session of its own, and
+    /// admits that session. The session is admitted before any connection
+    /// is checked against the list: a check waits for a spawn under way.
+    pub fn spawn_member<T>(
+        &self,
+        spawn: impl FnOnce() -> std::io::Result<(nix::unistd::Pid, T)>,
+    ) -> std::io::Result<(nix::unistd::Pid, T)> {
+        let mut sessions = self.shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let spawned = spawn()?;
+        if let Some(sessions) = sessions.as_mut() {
+            sessions.push(spawned.0.as_raw());
+        }
+        Ok(spawned)
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
@@ -292,6 +320,21 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `stream` comes from a process of the environment (always,
+    /// until confined). A connection from elsewhere is closed unanswered.
+    fn from_environment(&self, stream: &tokio::net::TcpStream) -> bool {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(sessions) = sessions else { return true };
+        let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+            return false;
+        };
+        let ok = crate::peer::in_sessions(local, peer, &sessions);
+        if !ok {
+            tracing::warn!(%peer, "a process outside the environment connected to its Runtime API; closed");
+        }
+        ok
+    }
+
     pub(crate) fn with_extensions<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
         f(&mut self.lock().extensions)
     }
@@ -368,6 +411,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         stream.set_nodelay(true).ok();
         let shared = shared.clone();
         connections.spawn(async move {
+            if !shared.from_environment(&stream) {
+                return;
+            }
             let service = service_fn(move |request| handle(shared.clone(), request));
             let _ = http1::Builder::new()
                 .keep_alive(true)

@@ -154,6 +154,7 @@ impl BuiltinEnv {
             external: names.clone(),
         };
         let api = RuntimeApi::with_extensions(meta).await.map_err(EnvError::Port)?;
+        api.confine();
         let stream = format!(
             "{}/[$LATEST]{:016x}{:016x}",
             ids::utc_date(SystemTime::now()),
@@ -178,10 +179,15 @@ impl BuiltinEnv {
                 )
                 .stdin(Stdio::null())
                 .stdout(Stdio::inherit())
-                .stderr(Stdio::inherit())
-                // A group of its own: killing the group stops whatever the
-                // process started, too.
-                .process_group(0);
+                .stderr(Stdio::inherit());
+            // A session of its own (so a group of its own: killing the
+            // group stops whatever the process started, too). The Runtime
+            // API serves only this environment's sessions (`crate::peer`),
+            // and no process can move into a session from outside it.
+            // SAFETY: `setsid` is async-signal-safe, as `pre_exec` requires.
+            unsafe {
+                command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+            }
             if let Some(root) = spec.bootstrap.parent() {
                 command.current_dir(root);
             }
@@ -194,7 +200,7 @@ impl BuiltinEnv {
         let mut extensions = Vec::with_capacity(spec.extensions.len());
         let stop_all = |extensions: &[Extension]| extensions.iter().for_each(Extension::kill);
         for (path, name) in spec.extensions.iter().zip(names) {
-            match reaper.spawn(&mut command(path), true, logs) {
+            match api.spawn_member(|| reaper.spawn(&mut command(path), true, logs)) {
                 Ok((pid, exit)) => extensions.push(Extension { name, pid, exit }),
                 Err(source) => {
                     stop_all(&extensions);
@@ -211,14 +217,15 @@ impl BuiltinEnv {
                 }
             }
         }
-        let (pid, exit) = match reaper.spawn(&mut command(&spec.bootstrap), true, logs) {
-            Ok(spawned) => spawned,
-            Err(source) => {
-                stop_all(&extensions);
-                let program = spec.bootstrap.display().to_string();
-                return Err(EnvError::Spawn { program, source });
-            }
-        };
+        let (pid, exit) =
+            match api.spawn_member(|| reaper.spawn(&mut command(&spec.bootstrap), true, logs)) {
+                Ok(spawned) => spawned,
+                Err(source) => {
+                    stop_all(&extensions);
+                    let program = spec.bootstrap.display().to_string();
+                    return Err(EnvError::Spawn { program, source });
+                }
+            };
         let phase = api.phase();
         let env = BuiltinEnv {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -595,6 +602,39 @@ mod tests {
             account: crate::budget::Account::unlimited(),
             deadline: SystemTime::now() + Duration::from_secs(5),
         }
+    }
+
+    /// Issue 31: any process of the pod could read an environment's port
+    /// and poll its `/next`, and was handed every other invocation. Now a
+    /// process outside the environment's sessions (this test's own) is
+    /// closed on at once, unanswered, and the environment's own runtime
+    /// gets the invocation.
+    #[tokio::test]
+    async fn a_process_outside_the_environment_cannot_poll_its_runtime_api() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _alone = ALONE.lock().await;
+        let reaper = Reaper::start().expect("reaper");
+        let mut echo = spec("echo.sh");
+        echo.vars.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "128".into()));
+        let mut env = BuiltinEnv::start(&echo, &reaper, false).await.expect("started");
+        env.warm().await.expect("ready");
+        let mut stranger =
+            tokio::net::TcpStream::connect(env.api.address()).await.expect("connects");
+        let poll = "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n";
+        stranger.write_all(poll.as_bytes()).await.expect("sent");
+        let answered = env.invoke(invocation("r-1")).await;
+        assert!(matches!(answered, Ok(Output::Response(_))), "{answered:?}");
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), stranger.read_to_end(&mut got));
+        // Closed with its request unread: an end of stream or a reset.
+        match read.await {
+            Ok(Ok(0)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset && got.is_empty() => {}
+            other => {
+                panic!("the stranger was served: {other:?} {:?}", String::from_utf8_lossy(&got))
+            }
+        }
+        Box::new(env).stop(Duration::from_secs(1)).await;
     }
 
     /// An extension that exits before registering: the environment never
