@@ -252,8 +252,9 @@ pub enum ReadError<B> {
     TooLarge(B),
     /// Past the budget; the rest of the body, likewise.
     OverBudget(B),
-    /// The connection broke or the framing was wrong.
-    Broken,
+    /// The connection broke, the framing was wrong, or the body came too
+    /// slowly ([`crate::intake::TooSlow`]): the body's own error.
+    Broken(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Reads `body` whole (at most `limit` bytes), charging `account` `cost(n)`
@@ -270,6 +271,7 @@ pub async fn read<B>(
 ) -> Result<bytes::Bytes, ReadError<B>>
 where
     B: hyper::body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use bytes::Buf;
     use http_body_util::BodyExt;
@@ -277,7 +279,7 @@ where
     // never a doubling past the declared size.
     let mut collected: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { return Err(ReadError::Broken) };
+        let frame = frame.map_err(|e| ReadError::Broken(e.into()))?;
         let Ok(mut data) = frame.into_data() else { continue };
         let needed = collected.len() + data.remaining();
         if needed > limit {

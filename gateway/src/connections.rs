@@ -13,13 +13,15 @@
 //! So, as Envoy's overload manager does when a resource runs short, the
 //! connections that are doing nothing useful go first: when a connection
 //! arrives at the cap, the one that has waited longest for a request head
-//! (trickling one, or idle between keep-alive requests) is closed to make
-//! room, choosing among the connections of the client address that holds the
-//! most of them, so that one machine's flood is paid for by that machine's
-//! own connections. A connection in the middle of a request is never chosen:
-//! its body has a deadline and its bytes a budget of their own
-//! ([`crate::intake`]). Only when every connection is serving a request does
-//! a new one wait, as before, in the kernel's backlog.
+//! (trickling one, or idle between keep-alive requests) or for the rest of
+//! a request's body (trickling one, or one refused and being drained) is
+//! closed to make room, choosing among the connections of the client
+//! address that holds the most of them, so that one machine's flood is paid
+//! for by that machine's own connections. A body must also keep a minimum
+//! rate ([`crate::intake::ClientBody`]). A connection whose request is with
+//! the gateway (its authorizer, its queue, its function) is never chosen.
+//! Only when every connection is serving such a request does a new one
+//! wait, as before, in the kernel's backlog.
 //!
 //! Clients behind one NAT share an address, and so share the blame in a
 //! flood from behind it. Behind a Kubernetes LoadBalancer the gateway sees
@@ -62,7 +64,7 @@ pub struct Connections {
 }
 
 /// How a new connection waiting for room learns of it: a connection ended,
-/// or one went back to waiting for a head (and so may be closed).
+/// or one went back to waiting for its client (and so may be closed).
 #[derive(Debug, Default)]
 struct Wake {
     notify: Notify,
@@ -96,13 +98,14 @@ struct Entry {
     close: Option<oneshot::Sender<()>>,
 }
 
-/// What a connection is doing: serving a request, or waiting for one's
-/// head since some time. Written by the connection on each request,
-/// without a lock.
+/// What a connection is doing: serving a request, or waiting for a
+/// client (a request's head, or the rest of its body) since some time.
+/// Written by the connection on each request, without a lock.
 #[derive(Debug)]
 pub struct State {
     /// Microseconds since the registry's epoch at which the connection
-    /// began waiting for a request head, plus one; `0` while it serves one.
+    /// began waiting for its client (a head, or a body), plus one; `0`
+    /// while it serves a request.
     waiting_since: AtomicU64,
     /// Bytes of answers handed to the HTTP server and not yet written.
     unsent: AtomicUsize,
@@ -140,6 +143,15 @@ impl State {
         Serving(self.clone())
     }
 
+    /// The request's body is being read: the connection may give way, as
+    /// one waiting for a head may, until the guard is dropped (the body
+    /// read whole, refused or dropped). A client that trickles its body
+    /// holds its place no better than one that trickles its head.
+    pub fn reading_body(self: &Arc<Self>) -> ReadingBody {
+        self.waiting();
+        ReadingBody(self.clone())
+    }
+
     /// `bytes` more of an answer held for the client until written; given
     /// back by [`State::sent`].
     pub fn unsent(&self, bytes: usize) {
@@ -171,6 +183,16 @@ impl Drop for Serving {
     }
 }
 
+/// A connection reading a request's body; serving again when dropped.
+#[derive(Debug)]
+pub struct ReadingBody(Arc<State>);
+
+impl Drop for ReadingBody {
+    fn drop(&mut self) {
+        self.0.serving();
+    }
+}
+
 /// A connection's place: it gives the place back when dropped.
 #[derive(Debug)]
 pub struct Place {
@@ -194,7 +216,7 @@ impl Drop for Place {
 pub enum Admitted {
     /// There was room.
     Room,
-    /// A connection waiting for a head was closed to make room.
+    /// A connection waiting for a head or a body was closed to make room.
     Evicted { ip: IpAddr, waited_ms: u64 },
 }
 
@@ -265,7 +287,7 @@ impl Connections {
                     return (place, how);
                 }
                 // Every connection serves a request: wait until one ends or
-                // goes back to waiting for a head.
+                // goes back to waiting for its client.
                 self.wake.blocked.store(true, Ordering::Relaxed);
             }
             freed.await;

@@ -5,16 +5,22 @@
 //! [`refuse`]).
 
 use crate::budget::{self, Account, Budget, ReadError};
+use crate::connections::{ReadingBody, State};
 use crate::metrics::Metrics;
 use crate::pool::{Admission, InvokeError, Pool};
 use crate::refusal::Refusal;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Request;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_LENGTH, EXPECT, HeaderValue};
 use hyper::http::request::Parts;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 /// Lambda's limit on a synchronous invocation's payload.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -31,6 +37,111 @@ pub const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// How long a client may take to send its body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The slowest a body may arrive, on average since its first read, once
+/// [`BODY_GRACE`] has passed: 4 KiB/s (32 kbit/s), below any mobile link
+/// still in service (EDGE carries over 100 kbit/s), and, like Apache's
+/// `mod_reqtimeout` `MinRate`, an average rather than a gap between reads,
+/// so that a client cannot hold a connection with a byte a second.
+pub const MIN_BODY_RATE: usize = 4 * 1024;
+/// How long a body may take before [`MIN_BODY_RATE`] applies: what a
+/// client on any link needs for a small body, its first round trips and a
+/// lost segment's retransmission included. So a body of up to 8 KiB (this
+/// API's requests are well under one) may always take 2 s, and one that
+/// sends nothing is given up at 2 s, not at [`BODY_TIMEOUT`].
+pub const BODY_GRACE: Duration = Duration::from_secs(2);
+
+/// A body that did not keep [`MIN_BODY_RATE`].
+#[derive(Debug, thiserror::Error)]
+#[error("the body arrived slower than {MIN_BODY_RATE} bytes a second")]
+pub struct TooSlow;
+
+/// A client's request body as the gateway reads it: while it is read, its
+/// connection may give way to a new one at the cap (as one waiting for a
+/// head may, [`crate::connections`]), and it must keep [`MIN_BODY_RATE`]
+/// after [`BODY_GRACE`], or it ends with [`TooSlow`]. The clock starts at
+/// the first read, so time spent before (the authorizer) is not counted.
+#[derive(Debug)]
+pub struct ClientBody {
+    inner: Incoming,
+    connection: Option<Arc<State>>,
+    /// Set from the first read until the body ends.
+    reading: Option<ReadingBody>,
+    pace: Option<Pace>,
+}
+
+#[derive(Debug)]
+struct Pace {
+    started: Instant,
+    received: usize,
+    /// When more must have arrived.
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Pace {
+    fn next_deadline(&self) -> Instant {
+        let earned = Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64);
+        self.started + BODY_GRACE + earned
+    }
+}
+
+impl ClientBody {
+    /// `inner`, read from a connection whose place is `connection`.
+    pub fn new(inner: Incoming, connection: Option<Arc<State>>) -> ClientBody {
+        ClientBody { inner, connection, reading: None, pace: None }
+    }
+}
+
+impl hyper::body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let pace = this.pace.get_or_insert_with(|| {
+            let started = Instant::now();
+            let deadline = Box::pin(tokio::time::sleep_until(started + BODY_GRACE));
+            Pace { started, received: 0, deadline }
+        });
+        if this.reading.is_none() && !this.inner.is_end_stream() {
+            this.reading = this.connection.as_ref().map(State::reading_body);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    pace.received += data.len();
+                    let next = pace.next_deadline();
+                    pace.deadline.as_mut().reset(next);
+                }
+                if this.inner.is_end_stream() {
+                    this.reading = None;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => {
+                this.reading = None;
+                Poll::Ready(other.map(|r| r.map_err(Into::into)))
+            }
+            Poll::Pending => match pace.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.reading = None;
+                    Poll::Ready(Some(Err(Box::new(TooSlow))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The size API Gateway counts against [`MAX_HEAD_VALUES_BYTES`]: the
 /// request line (`METHOD target HTTP/1.1`) and every header value.
@@ -71,7 +182,7 @@ pub async fn admit(
     budget: &Budget,
     metrics: &Metrics,
     parts: &Parts,
-    body: Incoming,
+    body: ClientBody,
     declared: Option<u64>,
 ) -> Result<Admitted, Refusal> {
     let admission = match pool.admit() {
@@ -91,7 +202,7 @@ pub async fn read_body<T>(
     budget: &Budget,
     metrics: &Metrics,
     parts: &Parts,
-    body: Incoming,
+    body: ClientBody,
     declared: Option<u64>,
     limit: usize,
 ) -> Result<(T, Account, Bytes), Refusal> {
@@ -114,7 +225,8 @@ pub async fn read_body<T>(
             drop((account, held));
             Err(refuse(Refusal::OverBudget, parts, rest).await)
         }
-        Ok(Err(ReadError::Broken)) => Err(Refusal::BadRequest),
+        Ok(Err(ReadError::Broken(e))) if e.is::<TooSlow>() => Err(Refusal::BodyTimeout),
+        Ok(Err(ReadError::Broken(_))) => Err(Refusal::BadRequest),
         Ok(Ok(body)) => Ok((held, account, body)),
     }
 }
@@ -135,8 +247,11 @@ pub fn invoke_refusal(error: &InvokeError) -> Refusal {
 /// sends its whole body before it reads (Python's `requests` and `urllib`
 /// do) gets the answer instead of a reset. A client that asked to be told
 /// first (`Expect: 100-continue`, as curl does for large bodies) has sent
-/// nothing yet and gets the answer at once.
-pub async fn refuse(refusal: Refusal, parts: &Parts, mut body: Incoming) -> Refusal {
+/// nothing yet and gets the answer at once. A body slower than
+/// [`MIN_BODY_RATE`] is not waited for: the answer goes at once, and the
+/// connection closes with the body unread. Meanwhile the connection may
+/// give way to a new one, as any connection reading a body may.
+pub async fn refuse(refusal: Refusal, parts: &Parts, mut body: ClientBody) -> Refusal {
     let waits_for_continue = parts
         .headers
         .get(EXPECT)
@@ -157,7 +272,7 @@ pub async fn refuse(refusal: Refusal, parts: &Parts, mut body: Incoming) -> Refu
 }
 
 /// [`refuse`] for a request not yet taken apart.
-pub async fn refuse_request(refusal: Refusal, request: Request<Incoming>) -> Refusal {
+pub async fn refuse_request(refusal: Refusal, request: Request<ClientBody>) -> Refusal {
     let (parts, body) = request.into_parts();
     refuse(refusal, &parts, body).await
 }

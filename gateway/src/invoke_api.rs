@@ -37,6 +37,7 @@
 use crate::budget::Budget;
 use crate::environment::Output;
 use crate::events::{self, Queue};
+use crate::intake::ClientBody;
 use crate::intake::{self, Admitted};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::outbox;
@@ -45,7 +46,6 @@ use crate::refusal::Refusal;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -316,7 +316,7 @@ impl InvokeApi {
 
     /// Answers one request of the admin port whose path starts with
     /// [`PREFIX`]; never fails.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, request: Request<ClientBody>) -> Response<Full<Bytes>> {
         let start = Instant::now();
         let request_id = crate::ids::request_id();
         let path = request.uri().path().to_owned();
@@ -360,7 +360,7 @@ impl InvokeApi {
     /// invocation, its answer. Also the function's name, for the log.
     async fn invoke(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         request_id: &str,
     ) -> (String, Result<Response<Full<Bytes>>, ApiError>) {
         let (parts, body) = request.into_parts();
@@ -440,7 +440,7 @@ impl InvokeApi {
         &self,
         target: &Target,
         parts: hyper::http::request::Parts,
-        body: Incoming,
+        body: ClientBody,
         declared: Option<u64>,
         request_id: &str,
         headers: Headers,

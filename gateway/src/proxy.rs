@@ -14,6 +14,7 @@ use crate::budget::{Account, Budget};
 use crate::connections::State;
 use crate::environment::Output;
 use crate::event::{self, MalformedResponse, RequestMeta};
+use crate::intake::ClientBody;
 use crate::intake::{self, Admitted};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::outbox;
@@ -25,7 +26,6 @@ use crate::throttle::TokenBucket;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
@@ -209,7 +209,7 @@ impl Gateway {
     /// Answers one request; never fails.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         client: &Client,
     ) -> Response<Full<Bytes>> {
         let start = Instant::now();
@@ -282,7 +282,7 @@ impl Gateway {
         &self,
         found: &Match<'_>,
         start: Instant,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         client: &Client,
         request_id: &str,
     ) -> Result<Response<Full<Bytes>>, Refusal> {

@@ -764,7 +764,7 @@ async fn read_payload(request: Request<Incoming>, account: &Account) -> Result<B
             }
             Err(Refused::OverBudget)
         }
-        Err(ReadError::Broken) => Err(Refused::Unreadable),
+        Err(ReadError::Broken(_)) => Err(Refused::Unreadable),
     }
 }
 

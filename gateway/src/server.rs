@@ -3,6 +3,7 @@
 //! port, and shutting down gracefully.
 
 use crate::connections::{Admitted, Connections, Place};
+use crate::intake::ClientBody;
 use crate::invoke_api::{self, InvokeApi};
 use crate::metrics::Metrics;
 use crate::proxy::{Client, Gateway};
@@ -93,7 +94,7 @@ async fn accept_loop(
                 };
                 if let Admitted::Evicted { ip, waited_ms } = how {
                     metrics.connection_evicted();
-                    tracing::debug!(%ip, waited_ms, "closed a connection waiting for a head, to make room");
+                    tracing::debug!(%ip, waited_ms, "closed a connection waiting for a head or a body, to make room");
                 }
                 serve(stream, remote, place);
             }
@@ -165,8 +166,9 @@ pub async fn run_admin(
         let service = layered(move |request: Request<Incoming>| {
             let (gateway, invoke) = (gateway.clone(), invoke.clone());
             // An invocation may run for minutes: its connection is not
-            // one to give way.
+            // one to give way (but one that trickles its body is).
             let serving = state.serving_until_dropped();
+            let request = request.map(|body| ClientBody::new(body, Some(state.clone())));
             async move {
                 let response = if request.uri().path().starts_with(invoke_api::PREFIX) {
                     invoke.handle(request).await
@@ -256,8 +258,10 @@ pub async fn run(
         let service = layered(move |request: Request<Incoming>| {
             let (gateway, client) = (gateway.clone(), client.clone());
             // Busy from the head's arrival until the answer (or a panic):
-            // a connection in a request is never the one to give way.
+            // a connection in a request gives way only while it is reading
+            // the request's body (`ClientBody`).
             let serving = state.serving_until_dropped();
+            let request = request.map(|body| ClientBody::new(body, Some(state.clone())));
             async move {
                 let response = gateway.handle(request, &client).await;
                 drop(serving);
@@ -271,7 +275,7 @@ pub async fn run(
                 ended = connection => if let Err(e) = ended {
                     tracing::debug!(error = %e, %remote, "connection ended with an error");
                 },
-                // Chosen to make room: it was waiting for a head.
+                // Chosen to make room: it was waiting for a head or a body.
                 _ = &mut place.closed => {}
             }
         });

@@ -560,6 +560,86 @@ async fn a_declared_body_is_charged_as_it_arrives_not_as_declared() {
     gw.stop().await.expect("a clean stop");
 }
 
+/// What the memory budget holds now.
+async fn held_bytes(gw: &Running) -> u64 {
+    metrics(gw)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("kf_gateway_memory_budget_held_bytes "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// Opens a connection to `addr` that sends a head declaring a 1 MB body,
+/// then `sent` bytes of it, and nothing more while held.
+async fn trickling_body(addr: std::net::SocketAddr, sent: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = "POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&vec![b' '; sent]).await.expect("some body");
+    stream
+}
+
+/// Issue 31: a body must keep 4 KiB/s after its first 2 s. One that sends
+/// 1 KB and stops gets its 408 at the grace's end, not at the 10 s body
+/// timeout, and its connection is closed.
+#[tokio::test]
+async fn a_body_below_the_minimum_rate_is_a_408_when_the_grace_ends() {
+    use tokio::io::AsyncReadExt;
+    let gw = Running::start(config(&[]), api(), Fakes::new()).await;
+    let started = Instant::now();
+    let mut stream = trickling_body(gw.addr, 1024).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(8), stream.read_to_end(&mut answer)).await;
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "the connection is closed after the answer: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let grace = gateway::intake::BODY_GRACE;
+    assert!(took >= grace && took < grace + Duration::from_secs(1), "answered after {took:?}");
+    assert_eq!(Record::count(&gw.record("hello").invoked), 0);
+    gw.stop().await.expect("a clean stop");
+}
+
+/// Issue 31: at the connection cap, a connection trickling a body gives way
+/// to a fresh client as one trickling a head does (it used to count as
+/// serving a request, so tricklers of bodies held every place until their
+/// body timeout). The oldest of the biggest holder goes first.
+#[tokio::test]
+async fn at_the_cap_a_connection_trickling_its_body_gives_way_to_a_fresh_client() {
+    let gw = Running::start(config(&["--max-connections", "4"]), api(), Fakes::new()).await;
+    // Until the budget holds what four bodies of 100 bytes hold: all are
+    // reading their bodies (a connection waiting for its head gives way
+    // anyway).
+    let mut tricklers = vec![trickling_body(gw.addr, 100).await];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let one = loop {
+        match held_bytes(&gw).await {
+            0 => assert!(Instant::now() < deadline, "the body is not being read"),
+            held => break held,
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    for _ in 0..3 {
+        tricklers.push(trickling_body(gw.addr, 100).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while held_bytes(&gw).await != 4 * one {
+        assert!(Instant::now() < deadline, "the four bodies are not being read");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let r = gw.get("/ping").await;
+    let took = started.elapsed();
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(took < Duration::from_millis(500), "a fresh client waited {took:?}");
+    let m = metrics(&gw).await;
+    assert!(m.contains("kf_gateway_connections_evicted_total 1"), "{m}");
+    drop(tricklers);
+    gw.stop().await.expect("a clean stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_shutdown_readiness_fails_first_and_in_flight_requests_finish() {
     let fakes = Fakes::new()

@@ -427,7 +427,7 @@ impl RieEnv {
             {
                 Ok(body) => Some(body),
                 Err(ReadError::OverBudget(_)) => None,
-                Err(ReadError::TooLarge(_) | ReadError::Broken) => {
+                Err(ReadError::TooLarge(_) | ReadError::Broken(_)) => {
                     return Err(Failed::Body);
                 }
             };
