@@ -85,15 +85,17 @@ COPY --from=builder --chmod=0555 /out/ /opt/kf-api/
 COPY --from=rie --chmod=0555 /out/aws-lambda-rie /opt/kf-api/aws-lambda-rie
 ENV KF_LISTEN=0.0.0.0:8080 \
     KF_ADMIN_LISTEN=0.0.0.0:9090 \
+    KF_PROBE_LISTEN=0.0.0.0:9091 \
     KF_FUNCTIONS_DIR=/opt/kf-api/functions \
     KF_TEMPLATE=/opt/kf-api/template.yaml \
     KF_EMULATOR=builtin \
     KF_RIE=/opt/kf-api/aws-lambda-rie
 # Not root; the filesystem can be read-only (nothing is written outside /tmp).
 USER 65532:65532
-# 8080: the API; 9090: /metrics and probes, not for the internet.
-EXPOSE 8080 9090
+# 8080: the API; 9090: /metrics and Lambda's Invoke API, and 9091: the
+# probes alone, neither for the internet.
+EXPOSE 8080 9090 9091
 HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \
-  CMD ["/opt/kf-api/gateway", "probe", "http://127.0.0.1:8080/healthz"]
+  CMD ["/opt/kf-api/gateway", "probe", "http://127.0.0.1:9091/healthz"]
 ENTRYPOINT ["/opt/kf-api/gateway"]
 CMD []

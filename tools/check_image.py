@@ -64,7 +64,7 @@ def problems(config, files, spec, c, arch, functions):
     exposed = {int(p.split("/")[0]) for p in cfg.get("ExposedPorts", {})}
     if exposed != set(ports.values()):
         out.append(f"exposes {sorted(exposed)}, the container's ports are {ports}")
-    for var, name in [("KF_LISTEN", "http"), ("KF_ADMIN_LISTEN", "admin")]:
+    for var, name in [("KF_LISTEN", "http"), ("KF_ADMIN_LISTEN", "admin"), ("KF_PROBE_LISTEN", "probes")]:
         if not env.get(var, "").endswith(f":{ports[name]}"):
             out.append(f"{var}={env.get(var)!r} is not port {name} ({ports[name]})")
     manifest_env = {e["name"]: e.get("value") for e in c.get("env", [])}

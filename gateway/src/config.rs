@@ -35,10 +35,18 @@ pub struct Config {
     #[arg(long, env = "KF_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// Address of the admin port: `/metrics`, `/healthz`, `/readyz`, for
-    /// Prometheus and the kubelet; not for the internet.
+    /// Address of the admin port: `/metrics` and Lambda's Invoke API (and
+    /// `/healthz`, `/readyz`), for Prometheus and the cluster's pods; not
+    /// for the internet.
     #[arg(long, env = "KF_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     pub admin_listen: SocketAddr,
+
+    /// Address of a port that answers only `/healthz` and `/readyz`, for the
+    /// kubelet's probes: no caller of the other ports can take its
+    /// connections (the image and the manifests use 0.0.0.0:9091)
+    /// [default: none].
+    #[arg(long, env = "KF_PROBE_LISTEN")]
+    pub probe_listen: Option<SocketAddr>,
 
     /// Most connections open at once; more wait in the kernel's backlog.
     #[arg(long, env = "KF_MAX_CONNECTIONS", default_value_t = 1024)]

@@ -102,15 +102,25 @@ pub enum StartError {
     Extensions(String, String),
 }
 
-/// Serves the functions of `template` on `listener` (and the admin port on
-/// `admin`) with `config` until `shutdown` resolves, then drains and stops
-/// every environment. Each function's environments are the kind
-/// `config.emulator` names: the built-in Runtime API or the AWS RIE.
+/// The ports the gateway serves, bound by its caller (on port 0 in tests).
+#[derive(Debug)]
+pub struct Listeners {
+    /// The API, for the LoadBalancer's clients.
+    pub public: TcpListener,
+    /// `/metrics` and Lambda's Invoke API, for the cluster's pods.
+    pub admin: TcpListener,
+    /// `/healthz` and `/readyz` alone, for the kubelet, if asked for.
+    pub probes: Option<TcpListener>,
+}
+
+/// Serves the functions of `template` on `listeners` with `config` until
+/// `shutdown` resolves, then drains and stops every environment. Each
+/// function's environments are the kind `config.emulator` names: the
+/// built-in Runtime API or the AWS RIE.
 pub async fn run(
     config: Config,
     template: Template,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let (emulator, rie) = (config.emulator, config.rie.clone());
@@ -120,7 +130,7 @@ pub async fn run(
             Emulator::Rie => Box::new(Rie::new(spec, rie.clone())),
         }
     };
-    serve(config, template, listener, admin, launch, shutdown).await
+    serve(config, template, listeners, launch, shutdown).await
 }
 
 /// [`run`] with the environments `launch` makes from each function's
@@ -130,11 +140,11 @@ pub async fn run(
 pub async fn serve(
     config: Config,
     template: Template,
-    listener: TcpListener,
-    admin: TcpListener,
+    listeners: Listeners,
     mut launch: impl FnMut(Spec) -> Box<dyn Launcher>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    let Listeners { public: listener, admin, probes } = listeners;
     let names: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
     if let Some(unknown) = config.functions.iter().find(|f| !names.contains(&f.as_str())) {
         return Err(StartError::UnknownFunction(unknown.clone(), names.join(", ")));
@@ -213,6 +223,7 @@ pub async fn serve(
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = %admin.local_addr()?,
+        probes = probes.as_ref().and_then(|p| p.local_addr().ok()).map(|a| a.to_string()),
         memory_limit,
         memory_budget = budget.total(),
         max_connections = config.max_connections,
@@ -265,9 +276,13 @@ pub async fn serve(
     }
     let timing = server::Shutdown { delay: config.shutdown_delay, grace: config.grace };
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), invoke, async {
+    let admin_stopped = futures_util::FutureExt::shared(async {
         let _ = admin_stopped.await;
-    }));
+    });
+    let probes = probes.map(|probes| {
+        tokio::spawn(server::run_probes(probes, gateway.clone(), admin_stopped.clone()))
+    });
+    let admin = tokio::spawn(server::run_admin(admin, gateway.clone(), invoke, admin_stopped));
     // On SIGTERM the asynchronous invocations' queues run down beside the
     // in-flight requests, within the same delay and grace.
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
@@ -294,6 +309,9 @@ pub async fn serve(
     tracing::info!("stopped");
     let _ = stop_admin.send(());
     let _ = admin.await;
+    if let Some(probes) = probes {
+        let _ = probes.await;
+    }
     Ok(())
 }
 

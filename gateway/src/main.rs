@@ -59,7 +59,12 @@ fn main() -> ExitCode {
         let shutdown = shutdown_signal()?;
         let listener = gateway::server::listen(config.listen)?;
         let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
-        gateway::run(config, template, listener, admin, shutdown).await
+        let probes = match config.probe_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let listeners = gateway::Listeners { public: listener, admin, probes };
+        gateway::run(config, template, listeners, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

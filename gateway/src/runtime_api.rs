@@ -322,7 +322,7 @@ impl Shared {
 
     /// Whether `stream` comes from a process of the environment (always,
     /// until confined). A connection from elsewhere is closed unanswered.
-    fn from_environment(&self, stream: &tokio::net::TcpStream) -> bool {
+    fn is_from_environment(&self, stream: &tokio::net::TcpStream) -> bool {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some(sessions) = sessions else { return true };
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
@@ -411,7 +411,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         stream.set_nodelay(true).ok();
         let shared = shared.clone();
         connections.spawn(async move {
-            if !shared.from_environment(&stream) {
+            if !shared.is_from_environment(&stream) {
                 return;
             }
             let service = service_fn(move |request| handle(shared.clone(), request));

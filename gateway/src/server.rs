@@ -190,6 +190,54 @@ pub async fn run_admin(
     .await;
 }
 
+/// Serves the probes' port until `stop` resolves: `/healthz` and `/readyz`
+/// and nothing else (404), for the kubelet. A port of its own, so that no
+/// caller of the other ports can starve the probes: not the internet's
+/// slow clients at the public port's cap, and not the cluster's callers of
+/// the Invoke API, whose invocations may rightly hold every admin
+/// connection for minutes (a liveness probe that cannot connect restarts
+/// the container, and every invocation in it with it). Its few connections
+/// give way at the cap as the others do: the address holding the most.
+pub async fn run_probes(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    stop: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(PROBE_HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let connections = Connections::new(PROBE_CONNECTIONS);
+    let metrics = gateway.metrics().clone();
+    accept_loop(&listener, connections, &metrics, stop, |stream, _, mut place| {
+        let gateway = gateway.clone();
+        let service = layered(move |request: Request<Incoming>| {
+            let gateway = gateway.clone();
+            async move {
+                match request.uri().path() {
+                    path @ ("/healthz" | "/readyz") => gateway.own_endpoint(path),
+                    _ => Refusal::NotFound.response(),
+                }
+            }
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                _ = &mut place.closed => {}
+            }
+        });
+    })
+    .await;
+}
+
+/// Connections the probes' port serves at once: the kubelet's probes, a
+/// few at a time.
+pub const PROBE_CONNECTIONS: usize = 16;
+/// How long a probe may take to send its head: the kubelet's own timeout
+/// is a second or two.
+pub const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connections the admin port serves at once: a scraper, probes, and the
 /// cluster's callers of the Invoke API (what their requests hold is bounded
 /// by the memory budget; a connection's own buffers, ~10 KiB, by this).

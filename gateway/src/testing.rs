@@ -397,6 +397,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin port.
     pub admin: SocketAddr,
+    /// The probes' port.
+    pub probes: SocketAddr,
     records: HashMap<String, Arc<Record>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
@@ -410,8 +412,13 @@ impl Running {
     pub async fn start(config: Config, template: Template, mut fakes: Fakes) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the public port");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind the admin port");
-        let (addr, admin_addr) =
-            (listener.local_addr().expect("addr"), admin.local_addr().expect("addr"));
+        let probes = TcpListener::bind("127.0.0.1:0").await.expect("bind the probes' port");
+        let (addr, admin_addr, probes_addr) = (
+            listener.local_addr().expect("addr"),
+            admin.local_addr().expect("addr"),
+            probes.local_addr().expect("addr"),
+        );
+        let listeners = crate::Listeners { public: listener, admin, probes: Some(probes) };
         // Every function's record exists before the start, so a test can
         // hold one while the gateway makes its launchers.
         for f in &template.functions {
@@ -421,12 +428,12 @@ impl Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let launch = move |spec: Spec| fakes.launcher(spec);
-            serve(config, template, listener, admin, launch, async {
+            serve(config, template, listeners, launch, async {
                 let _ = stopped.await;
             })
             .await
         });
-        Running { addr, admin: admin_addr, records, stop: Some(stop), task }
+        Running { addr, admin: admin_addr, probes: probes_addr, records, stop: Some(stop), task }
     }
 
     /// What `function`'s environments did.

@@ -71,6 +71,40 @@ async fn own_endpoints_and_metrics_only_on_the_admin_port() {
     gw.stop().await.expect("a clean stop");
 }
 
+/// Issue 31: the kubelet's probes have a port of their own, which answers
+/// `/healthz` and `/readyz` and nothing else, at once while 200 of the
+/// cluster's callers trickle Invoke API bodies at the admin port (whose
+/// probes, too, get a place: a trickling body gives way at the cap).
+#[tokio::test]
+async fn the_probes_port_answers_only_probes_and_at_once_under_an_admin_flood() {
+    let gw = Running::start(config(&[]), api(), Fakes::new()).await;
+    let r = testing::send(gw.probes, get("/healthz")).await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"status": "ok"})));
+    let r = testing::send(gw.probes, get("/readyz")).await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!({"status": "ready"})));
+    for path in ["/metrics", "/ping", "/2015-03-31/functions/hello/invocations"] {
+        assert_eq!(message(&testing::send(gw.probes, get(path)).await), msg(404, "Not Found"));
+    }
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(gw.admin).await.expect("connect");
+        let head = "POST /2015-03-31/functions/hello/invocations HTTP/1.1\r\nhost: x\r\n\
+                    content-length: 1000000\r\n\r\n{";
+        stream.write_all(head.as_bytes()).await.expect("head");
+        flood.push(stream);
+    }
+    for port in [gw.probes, gw.admin] {
+        let started = Instant::now();
+        let r = testing::send(port, get("/healthz")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "a probe waited {took:?} on {port}");
+    }
+    drop(flood);
+    gw.stop().await.expect("a clean stop");
+}
+
 #[tokio::test]
 async fn a_route_reaches_its_function_and_the_answer_comes_back() {
     let fakes = Fakes::new()
