@@ -269,6 +269,15 @@ pub struct Server {
     pub log: PathBuf,
 }
 
+/// A gateway's ports besides the public one, as base URLs.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    /// The admin port: `/metrics`, the Invoke API.
+    pub admin: String,
+    /// The probes' port, when the gateway was given one.
+    pub probes: Option<String>,
+}
+
 impl Server {
     /// Starts `command` (which must serve HTTP on `port`) with its output
     /// in `log`.
@@ -288,8 +297,8 @@ impl Server {
     /// log line (JSON, the default format). Nothing is guessed: a port found
     /// free and then handed to a child can be taken by another test in
     /// between. Returns the server (its `base` the public port) and the
-    /// admin port's base URL.
-    pub fn start_gateway(command: Command, log: PathBuf, within: Duration) -> (Server, String) {
+    /// other ports' base URLs.
+    pub fn start_gateway(command: Command, log: PathBuf, within: Duration) -> (Server, Ports) {
         let mut server = Server::start(command, 0, log);
         let deadline = Instant::now() + within;
         loop {
@@ -304,7 +313,8 @@ impl Server {
                     None => panic!("the gateway's start line has no {key}: {line}"),
                 };
                 server.base = address("listen");
-                return (server, address("admin"));
+                let probes = line["probes"].as_str().map(|a| format!("http://{a}"));
+                return (server, Ports { admin: address("admin"), probes });
             }
             if let Ok(Some(exit)) = server.child.try_wait() {
                 panic!("gateway exited with {exit}:\n{text}");

@@ -99,6 +99,8 @@ struct Stack {
     image: PathBuf,
     /// The admin port's base URL: `/metrics`.
     admin: String,
+    /// The probes' port's base URL: `/healthz`, `/readyz`.
+    probes: String,
     /// The memory cgroup it runs in, if any; removed after the stack.
     cgroup: Option<MemoryCgroup>,
 }
@@ -205,6 +207,7 @@ impl Stack {
         command
             // Port 0: the gateway binds and says where (Server::start_gateway).
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--probe-listen", "127.0.0.1:0"])
             // Relative, as `make run` passes it: the gateway must not depend
             // on the directory a bootstrap runs in.
             .args(["--functions-dir", "functions", "--template", "template.yaml"])
@@ -221,9 +224,10 @@ impl Stack {
             command.arg("--rie").arg(rie().expect("aws-lambda-rie"));
         }
         let log = image.join("gateway.log");
-        let (mut server, admin) = Server::start_gateway(command, log, Duration::from_secs(30));
+        let (mut server, ports) = Server::start_gateway(command, log, Duration::from_secs(30));
         server.wait_for("/readyz", 200, Duration::from_secs(30));
-        Stack { server, image, admin, cgroup }
+        let probes = ports.probes.expect("the probes' port");
+        Stack { server, image, admin: ports.admin, probes, cgroup }
     }
 
     fn base(&self) -> &str {
@@ -956,8 +960,7 @@ mod attack {
 
     /// The stack's public port.
     pub fn target(stack: &Stack) -> std::net::SocketAddr {
-        let port: u16 = stack.base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+        address(stack.base())
     }
 
     /// Two threads for the attackers, the probe and the sampler.
@@ -984,13 +987,109 @@ mod attack {
         socket.connect(target).await
     }
 
+    /// Whether the attack goes on, and how many of its connections were cut.
+    #[derive(Debug, Default)]
+    pub struct Flood {
+        pub stop: std::sync::atomic::AtomicBool,
+        pub cut: std::sync::atomic::AtomicU64,
+    }
+
+    impl Flood {
+        pub fn running(&self) -> bool {
+            !self.stop.load(std::sync::atomic::Ordering::Relaxed)
+        }
+
+        pub fn cut(&self) -> u64 {
+            self.cut.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// `count` attackers from 127.0.0.`from` (a machine of its own), each
+    /// on a connection of its own to `target`: it sends `head`, then
+    /// `chunk` bytes every `every`, and reconnects when cut, until `flood`
+    /// stops. The first connections are spread over a second.
+    pub fn trickle(
+        flood: &std::sync::Arc<Flood>,
+        target: std::net::SocketAddr,
+        count: usize,
+        from: u8,
+        head: &'static [u8],
+        every: Duration,
+        chunk: usize,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..count)
+            .map(|i| {
+                let flood = flood.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_micros((i as u64 * 500) % 1_000_000)).await;
+                    while flood.running() {
+                        let Ok(mut stream) = connect(target, from, None).await else {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        };
+                        let mut alive = stream.write_all(head).await.is_ok();
+                        while alive && flood.running() {
+                            tokio::time::sleep(every).await;
+                            alive = stream.write_all(&vec![b'a'; chunk]).await.is_ok();
+                        }
+                        flood.cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The peak resident memory of process `pid` in kB, sampled every 50 ms
+    /// until `flood` stops.
+    pub fn sample_rss(flood: &std::sync::Arc<Flood>, pid: u32) -> tokio::task::JoinHandle<u64> {
+        let flood = flood.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while flood.running() {
+                peak = peak.max(rss_kb(pid));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    }
+
+    /// A fresh client's `GET path` every `period` for `seconds`, each on a
+    /// new connection from 127.0.0.1 to `target`.
+    pub async fn fresh_clients(
+        target: std::net::SocketAddr,
+        path: &str,
+        period: Duration,
+        seconds: u64,
+    ) -> Vec<(String, Duration)> {
+        let mut answers = Vec::new();
+        let until = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < until {
+            let (status, took) = fresh_get(target, path).await;
+            answers.push((status, took));
+            tokio::time::sleep(period.saturating_sub(took)).await;
+        }
+        answers
+    }
+
+    /// The address of a base URL `http://127.0.0.1:port`.
+    pub fn address(base: &str) -> std::net::SocketAddr {
+        let port: u16 = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
     /// A fresh client's `GET /ping` on a new connection from 127.0.0.1: its
     /// status (or what went wrong) and how long it took.
     pub async fn fresh_ping(target: std::net::SocketAddr) -> (String, Duration) {
+        fresh_get(target, "/ping").await
+    }
+
+    /// A fresh client's `GET path` on a new connection from 127.0.0.1.
+    pub async fn fresh_get(target: std::net::SocketAddr, path: &str) -> (String, Duration) {
         let started = Instant::now();
         let answer = tokio::time::timeout(Duration::from_secs(5), async {
             let mut stream = connect(target, 1, None).await?;
-            stream.write_all(b"GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+            let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await?;
             let mut reply = Vec::new();
             stream.read_to_end(&mut reply).await?;
             Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
@@ -1048,64 +1147,36 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
     let target = attack::target(&stack);
     let runtime = attack::runtime();
     let (answers, peak_kb, cut) = runtime.block_on(async move {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let cut = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let running = |stop: &std::sync::Arc<std::sync::atomic::AtomicBool>| {
-            !stop.load(std::sync::atomic::Ordering::Relaxed)
-        };
-        let mut attackers = Vec::new();
-        for i in 0..SLOW_HEADS + SLOW_BODIES {
-            let (stop, cut) = (stop.clone(), cut.clone());
-            attackers.push(tokio::spawn(async move {
-                let body = i >= SLOW_HEADS;
-                // Spread the first connections over a second.
-                tokio::time::sleep(Duration::from_micros((i as u64 * 500) % 1_000_000)).await;
-                while running(&stop) {
-                    let Ok(mut stream) = attack::connect(target, if body { 3 } else { 2 }, None).await else {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let (head, every, chunk): (&[u8], _, usize) = if body {
-                        (b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 6000000\r\n\r\n{\"n\": 12, \"pad\": \"", Duration::from_secs(1), 1024)
-                    } else {
-                        (b"GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: ", Duration::from_secs(2), 1)
-                    };
-                    let mut alive = stream.write_all(head).await.is_ok();
-                    while alive && running(&stop) {
-                        tokio::time::sleep(every).await;
-                        alive = stream.write_all(&vec![b'a'; chunk]).await.is_ok();
-                    }
-                    cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }));
-        }
-        // Memory, sampled while it lasts.
-        let sampler = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut peak = 0;
-                while running(&stop) {
-                    peak = peak.max(rss_kb(gateway));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                peak
-            })
-        };
+        let flood = std::sync::Arc::new(attack::Flood::default());
+        let mut attackers = attack::trickle(
+            &flood,
+            target,
+            SLOW_HEADS,
+            2,
+            b"GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: ",
+            Duration::from_secs(2),
+            1,
+        );
+        attackers.extend(attack::trickle(
+            &flood,
+            target,
+            SLOW_BODIES,
+            3,
+            b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 6000000\r\n\r\n{\"n\": 12, \"pad\": \"",
+            Duration::from_secs(1),
+            1024,
+        ));
+        let sampler = attack::sample_rss(&flood, gateway);
         // Let the flood build up, then the fresh client, every 250 ms.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let mut answers = Vec::new();
-        let until = Instant::now() + Duration::from_secs(SECONDS);
-        while Instant::now() < until {
-            let (status, took) = attack::fresh_ping(target).await;
-            answers.push((status, took));
-            tokio::time::sleep(Duration::from_millis(250).saturating_sub(took)).await;
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let answers =
+            attack::fresh_clients(target, "/ping", Duration::from_millis(250), SECONDS).await;
+        flood.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for attacker in attackers {
             attacker.abort();
         }
         let peak = sampler.await.expect("sampler");
-        (answers, peak, cut.load(std::sync::atomic::Ordering::Relaxed))
+        (answers, peak, flood.cut())
     });
     let (failed, slowest) = attack::judge(&answers);
     let metrics = stack.metrics();
@@ -1133,6 +1204,200 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
     assert!(evicted > 0.0, "the flood never reached the cap: the test tests nothing");
     assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
     assert!(peak_kb > 0 && peak_kb * 1024 < attack::POD_MEMORY, "peak {peak_kb} kB");
+}
+
+/// Issue 31: 1,400 connections from one machine (127.0.0.2), each sending
+/// a head that declares a 1 MB body and then a byte of it every 2 s,
+/// reconnecting when cut, for 20 s, against a pod of 128 MiB with the
+/// defaults (1,024 connections). A connection reading a body gives way at
+/// the cap as one waiting for a head does, and a body must keep 4 KiB/s
+/// after 2 s: a fresh client's `/ping` every quarter second is answered
+/// within 1 s every time (it waited up to 9 s when a body counted as a
+/// request in progress).
+#[test]
+fn slow_bodies_cannot_shut_fresh_ones_out() {
+    let _serial = one_at_a_time();
+    const SLOW_BODIES: usize = 1_400;
+    const SECONDS: u64 = 20;
+    let stack = attack::pod("slow-bodies", 1024);
+    let gateway = stack.server.child.id();
+    let target = attack::target(&stack);
+    let runtime = attack::runtime();
+    let (answers, peak_kb, cut) = runtime.block_on(async move {
+        let flood = std::sync::Arc::new(attack::Flood::default());
+        let head: &[u8] =
+            b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n{";
+        let attackers =
+            attack::trickle(&flood, target, SLOW_BODIES, 2, head, Duration::from_secs(2), 1);
+        let sampler = attack::sample_rss(&flood, gateway);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let answers =
+            attack::fresh_clients(target, "/ping", Duration::from_millis(250), SECONDS).await;
+        flood.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        attackers.iter().for_each(tokio::task::JoinHandle::abort);
+        let peak = sampler.await.expect("sampler");
+        (answers, peak, flood.cut())
+    });
+    let (failed, slowest) = attack::judge(&answers);
+    let metrics = stack.metrics();
+    let evicted = metric(&metrics, "kf_gateway_connections_evicted_total");
+    let pod_peak_kb = attack::pod_peak_kb(&stack);
+    eprintln!(
+        "{SLOW_BODIES} slow bodies for {SECONDS} s: {} fresh /ping, slowest {slowest:?}, {} not 200 \
+         within 1 s; {evicted} connections evicted, {cut} attacker connections cut; gateway peak \
+         RSS {peak_kb} kB, the pod's peak {pod_peak_kb} kB",
+        answers.len(),
+        failed.len(),
+    );
+    record_reliability(
+        "slow-bodies",
+        json!({"slow_bodies": SLOW_BODIES, "seconds": SECONDS,
+               "fresh_requests": answers.len(), "fresh_failed": failed.len(),
+               "slowest_ms": slowest.as_secs_f64() * 1e3, "evicted": evicted, "attacker_cut": cut,
+               "gateway_peak_rss_kb": peak_kb, "pod_peak_kb": pod_peak_kb,
+               "limit_kb": attack::POD_MEMORY / 1024, "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+    );
+    assert!(answers.len() >= (SECONDS * 3) as usize, "too few tries: {}", answers.len());
+    assert!(failed.is_empty(), "fresh clients shut out: {failed:?}");
+    assert!(evicted > 0.0, "the flood never reached the cap: the test tests nothing");
+    assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
+}
+
+/// Issue 31: a pod of the cluster (127.0.0.2) opens 250 connections to the
+/// admin port, each posting to the Invoke API a head that declares a 1 MB
+/// payload and then a byte of it every 2 s, reconnecting when cut, for
+/// 20 s. The kubelet's probes, every second with its 2 s timeout, are
+/// answered every time on the probes' own port (what the manifests'
+/// liveness probe asks), and on the admin port too (a trickling body gives
+/// way at its cap). They failed 47 of 80 when the probes shared the admin
+/// port and refused calls drained their bodies as in-flight requests.
+#[test]
+fn slow_invoke_callers_cannot_starve_the_probes() {
+    let _serial = one_at_a_time();
+    const CALLERS: usize = 250;
+    const SECONDS: u64 = 20;
+    let stack = attack::pod("slow-invokers", 1024);
+    let (admin, probes) = (attack::address(&stack.admin), attack::address(&stack.probes));
+    let runtime = attack::runtime();
+    let (on_probes, on_admin, cut) = runtime.block_on(async move {
+        let flood = std::sync::Arc::new(attack::Flood::default());
+        let head: &[u8] = b"POST /2015-03-31/functions/HelloFunction/invocations HTTP/1.1\r\n\
+                            host: x\r\ncontent-length: 1000000\r\n\r\n{";
+        let attackers = attack::trickle(&flood, admin, CALLERS, 2, head, Duration::from_secs(2), 1);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let every = Duration::from_secs(1);
+        let (on_probes, on_admin) = tokio::join!(
+            attack::fresh_clients(probes, "/healthz", every, SECONDS),
+            attack::fresh_clients(admin, "/healthz", every, SECONDS),
+        );
+        flood.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        attackers.iter().for_each(tokio::task::JoinHandle::abort);
+        (on_probes, on_admin, flood.cut())
+    });
+    // The kubelet's timeout (the manifests' timeoutSeconds).
+    let late = |answers: &[(String, Duration)]| -> Vec<(String, Duration)> {
+        answers
+            .iter()
+            .filter(|(s, took)| s != "200" || *took > Duration::from_secs(2))
+            .cloned()
+            .collect()
+    };
+    let slowest = |answers: &[(String, Duration)]| {
+        answers.iter().map(|(_, took)| *took).max().unwrap_or_default()
+    };
+    let (failed_probes, failed_admin) = (late(&on_probes), late(&on_admin));
+    eprintln!(
+        "{CALLERS} slow Invoke callers for {SECONDS} s ({cut} of their connections cut): probes' \
+         port {} probes, {} failed, slowest {:?}; admin port {} probes, {} failed, slowest {:?}",
+        on_probes.len(),
+        failed_probes.len(),
+        slowest(&on_probes),
+        on_admin.len(),
+        failed_admin.len(),
+        slowest(&on_admin)
+    );
+    record_reliability(
+        "slow-invokers",
+        json!({"callers": CALLERS, "seconds": SECONDS, "attacker_cut": cut,
+               "probes": on_probes.len(), "probes_failed": failed_probes.len(),
+               "slowest_probe_ms": slowest(&on_probes).as_secs_f64() * 1e3,
+               "admin_probes": on_admin.len(), "admin_probes_failed": failed_admin.len(),
+               "slowest_admin_probe_ms": slowest(&on_admin).as_secs_f64() * 1e3,
+               "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+    );
+    assert!(on_probes.len() >= SECONDS as usize - 2, "too few probes: {}", on_probes.len());
+    assert!(failed_probes.is_empty(), "liveness probes failed: {failed_probes:?}");
+    assert!(failed_admin.is_empty(), "probes on the admin port failed: {failed_admin:?}");
+    assert!(cut > 0, "no caller was ever cut: the flood never pressed");
+    assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
+}
+
+/// Issue 31's key bomb: a valid 6 MB JSON object of 520,000 short unique
+/// keys at `hello`, once and then 50 at once, against a pod of 128 MiB.
+/// Parsed into a map of every member it took the function to 104 MB and
+/// the second was OOM-killed; now `hello` refuses a body over 64 KiB
+/// before parsing it (and would skip unknown keys unstored anyway): every
+/// answer is a refusal (413, or 503 when the gateway's budget or queue is
+/// full), never a 500; no process of the pod is killed or replaced; a
+/// fresh `hello` is answered after.
+#[test]
+fn a_key_bomb_leaves_every_process_of_the_pod_alive() {
+    let _serial = one_at_a_time();
+    const AT_ONCE: usize = 50;
+    let stack = attack::pod("key-bomb", 128);
+    let mut bomb = String::from("{");
+    for i in 0..520_000 {
+        bomb.push_str(&format!("\"k{i}\":0,"));
+    }
+    bomb.push_str("\"n\":12}");
+    assert!(bomb.len() > 6_000_000 && bomb.len() < intake_limit(), "{} bytes", bomb.len());
+    let agent = agent(Duration::from_secs(60));
+    let before = stack.processes();
+    let first = post(&agent, stack.base(), "/api/v1/hello", &bomb).map(|r| r.status);
+    let statuses: Vec<Result<u16, String>> = thread::scope(|s| {
+        let bombers: Vec<_> = (0..AT_ONCE)
+            .map(|_| {
+                s.spawn(|| {
+                    let own = e2e::agent(Duration::from_secs(60));
+                    post(&own, stack.base(), "/api/v1/hello", &bomb).map(|r| r.status)
+                })
+            })
+            .collect();
+        bombers.into_iter().map(|b| b.join().expect("bomber")).collect()
+    });
+    let after = post(&agent, stack.base(), "/api/v1/hello", "{}").expect("hello after");
+    let metrics = stack.metrics();
+    let env_peak = metric(&metrics, r#"kf_gateway_environment_max_memory_bytes{function="hello"}"#);
+    let cold_starts = metric(&metrics, r#"kf_gateway_cold_starts_total{function="hello"}"#);
+    let pod_peak_kb = attack::pod_peak_kb(&stack);
+    let mut counts = std::collections::BTreeMap::new();
+    for status in std::iter::once(&first).chain(&statuses) {
+        *counts.entry(format!("{status:?}")).or_insert(0) += 1;
+    }
+    eprintln!(
+        "a 6 MB key bomb, then {AT_ONCE} at once: {counts:?}; hello's environment peaked at \
+         {env_peak} bytes, {cold_starts} cold starts; the pod's peak {pod_peak_kb} kB"
+    );
+    record_reliability(
+        "key-bomb",
+        json!({"body_bytes": bomb.len(), "at_once": AT_ONCE, "answers": counts,
+               "hello_env_peak_bytes": env_peak, "hello_cold_starts": cold_starts,
+               "pod_peak_kb": pod_peak_kb, "limit_kb": attack::POD_MEMORY / 1024,
+               "oom_kills": stack.cgroup.as_ref().map(MemoryCgroup::oom_kills)}),
+    );
+    assert_eq!(first, Ok(413), "the first bomb");
+    for status in &statuses {
+        assert!(matches!(status, Ok(413 | 503)), "a bomb answered {status:?}");
+    }
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(stack.cgroup.as_ref().map(MemoryCgroup::oom_kills), Some(0), "an OOM kill");
+    assert_eq!(cold_starts, 1.0, "hello's environment was replaced");
+    assert_eq!(stack.processes(), before, "a process of the pod died or was replaced");
+}
+
+/// Lambda's payload limit, which the bomb must stay under to reach `hello`.
+fn intake_limit() -> usize {
+    gateway::intake::MAX_BODY_BYTES
 }
 
 /// A thousand connections from one machine (127.0.0.2) each ask for the
