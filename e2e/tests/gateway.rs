@@ -168,6 +168,10 @@ impl Stack {
                 template.replacen("\nOutputs:\n", &format!("\n{}\nOutputs:\n", options.extra), 1);
         }
         std::fs::write(image.join("template.yaml"), &template).expect("write the template");
+        // The Invoke API's access keys, as a Secret would give them: the
+        // clients of these tests sign with the first.
+        std::fs::write(image.join("invoke-keys"), format!("{TEST_KEY}\nAKIDOTHER:other-secret\n"))
+            .expect("write the keys");
         let overrides: Vec<String> = options.overrides.iter().map(|o| o.to_string()).collect();
         let functions = gateway::template::parse(&template, &overrides, "us-east-1")
             .unwrap_or_else(|e| panic!("the test's template: {e}"))
@@ -207,7 +211,7 @@ impl Stack {
         command
             // Port 0: the gateway binds and says where (Server::start_gateway).
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--probe-listen", "127.0.0.1:0"])
+            .args(["--probe-listen", "127.0.0.1:0", "--invoke-keys", "invoke-keys"])
             // Relative, as `make run` passes it: the gateway must not depend
             // on the directory a bootstrap runs in.
             .args(["--functions-dir", "functions", "--template", "template.yaml"])
@@ -545,6 +549,9 @@ fn prewarm_starts_every_function_before_traffic(emulator: Emulator) {
     assert!(stack.metrics().contains(r#"kf_gateway_cold_starts_total{function="ping"} 1"#));
 }
 
+/// The access key (id and secret) the tests' Invoke API clients sign with.
+const TEST_KEY: &str = "test:test";
+
 /// boto3's Lambda client against the admin port, as a cluster's service
 /// calls a function by name: what it sees, one line of JSON a case.
 const BOTO3_CASES: &str = r#"
@@ -587,6 +594,20 @@ case("unknown function", FunctionName="nope", Payload=event)
 case("another version", FunctionName="hello", Qualifier="7", Payload=event)
 case("not JSON", FunctionName="hello", Payload=b"not json")
 case("too large", FunctionName="hello", Payload=b'"' + b"x" * 6_300_000 + b'"')
+# Who is calling, as Lambda asks it: the same call unsigned, with a wrong
+# secret, with a key the pod does not have, and signed for another region.
+def client_with(**kwargs):
+    args = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test",
+                aws_secret_access_key="test", config=config)
+    args.update(kwargs)
+    return boto3.client("lambda", **args)
+unsigned = botocore.config.Config(retries={"max_attempts": 1}, signature_version=botocore.UNSIGNED)
+for name, other in [("unsigned", client_with(config=unsigned)),
+                    ("wrong secret", client_with(aws_secret_access_key="nope")),
+                    ("unknown key", client_with(aws_access_key_id="AKIDNOBODY")),
+                    ("another region", client_with(region_name="eu-west-1"))]:
+    client = other
+    case(name, FunctionName="ping", Payload=ping)
 "#;
 
 /// The Invoke API with the real clients people use, against the real

@@ -25,6 +25,16 @@ pub enum Emulator {
     Rie,
 }
 
+/// Who may call the Invoke API on the admin port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvokeAuth {
+    /// Callers sign with AWS Signature Version 4 and one of the pod's
+    /// access keys (`--invoke-keys`), as on Lambda.
+    Sigv4,
+    /// Anyone who reaches the admin port: for local work only.
+    None,
+}
+
 /// HTTP front for Lambda functions: plain HTTP in, API Gateway HTTP API
 /// events to the functions' own bootstraps through the Lambda Runtime API,
 /// one invocation per execution environment at a time.
@@ -47,6 +57,19 @@ pub struct Config {
     /// [default: none].
     #[arg(long, env = "KF_PROBE_LISTEN")]
     pub probe_listen: Option<SocketAddr>,
+
+    /// Who may call Lambda's Invoke API on the admin port: `sigv4`, callers
+    /// signing with AWS Signature Version 4 and one of `--invoke-keys` (as
+    /// boto3, the AWS CLI and the SDKs do with credentials set), or `none`,
+    /// anyone who reaches the port (local work; `make run` uses it).
+    #[arg(long, env = "KF_INVOKE_AUTH", value_enum, default_value_t = InvokeAuth::Sigv4)]
+    pub invoke_auth: InvokeAuth,
+
+    /// The Invoke API's access keys: a file of `ACCESS_KEY_ID:SECRET_ACCESS_KEY`
+    /// lines (a Kubernetes Secret, mounted). Without the file, every call
+    /// is refused.
+    #[arg(long, env = "KF_INVOKE_KEYS", default_value = "/etc/kf-api/invoke/keys")]
+    pub invoke_keys: PathBuf,
 
     /// Most connections open at once; more wait in the kernel's backlog.
     #[arg(long, env = "KF_MAX_CONNECTIONS", default_value_t = 1024)]

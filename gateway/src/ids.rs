@@ -92,8 +92,19 @@ pub fn utc_date(time: SystemTime) -> String {
     format!("{year:04}/{month:02}/{day:02}")
 }
 
+/// The day counted from 1970-01-01 of a civil date (H. Hinnant's
+/// days-from-civil, the inverse of [`civil_from_days`]).
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The civil date (year, month, day) of a day counted from 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -116,6 +127,14 @@ mod tests {
         assert_eq!(clf_time(951_782_400), "29/Feb/2000:00:00:00 +0000");
         assert_eq!(clf_time(1_796_006_599), "30/Nov/2026:02:43:19 +0000");
         assert_eq!(utc_date(UNIX_EPOCH + Duration::from_secs(1_796_006_599)), "2026/11/30");
+    }
+
+    #[test]
+    fn days_and_dates_are_inverses() {
+        for days in (-800_000_i64..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     /// The digit-by-digit writers against `format!`, over many values.

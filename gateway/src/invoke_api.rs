@@ -43,6 +43,7 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::outbox;
 use crate::pool::{InvokeError, Pool};
 use crate::refusal::Refusal;
+use crate::signature::{AuthError, Claim, Verifier};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -51,6 +52,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::time::Instant;
 
 /// The path of every Invoke API request starts so.
@@ -87,6 +89,8 @@ pub struct Target {
 pub struct InvokeApi {
     /// Each function by every name it answers to but its ARN.
     by_name: HashMap<String, Target>,
+    /// Who may call ([`crate::signature`]).
+    verifier: Verifier,
     budget: Budget,
     metrics: Metrics,
     counted: RouteMetrics,
@@ -129,6 +133,15 @@ pub enum ApiError {
     TooManyRequests(&'static str),
     /// 5xx: the pod's failure, not the caller's.
     Service(StatusCode, &'static str),
+    /// 403: the call is not signed by one of the pod's keys, as AWS
+    /// answers it.
+    Auth(AuthError),
+}
+
+/// The body of an error of AWS's front door (a signature refused).
+#[derive(Serialize)]
+struct AuthBody<'a> {
+    message: &'a str,
 }
 
 /// Lambda's error body.
@@ -152,6 +165,7 @@ impl ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Service(status, _) => *status,
+            ApiError::Auth(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -167,6 +181,10 @@ impl ApiError {
             ApiError::RequestTimeout => "RequestTimeoutException",
             ApiError::TooManyRequests(_) => "TooManyRequestsException",
             ApiError::Service(..) => "ServiceException",
+            ApiError::Auth(AuthError::Missing) => "MissingAuthenticationTokenException",
+            ApiError::Auth(AuthError::Incomplete(_)) => "IncompleteSignatureException",
+            ApiError::Auth(AuthError::UnknownKey) => "UnrecognizedClientException",
+            ApiError::Auth(_) => "InvalidSignatureException",
         }
     }
 
@@ -183,6 +201,17 @@ impl ApiError {
             ),
             ApiError::RequestTimeout => "the payload did not arrive within 10 s".to_owned(),
             ApiError::TooManyRequests(why) | ApiError::Service(_, why) => (*why).to_owned(),
+            ApiError::Auth(AuthError::Missing) => "Missing Authentication Token".to_owned(),
+            ApiError::Auth(AuthError::UnknownKey) => {
+                "The security token included in the request is invalid.".to_owned()
+            }
+            ApiError::Auth(AuthError::Mismatch) => "The request signature we calculated does not \
+                match the signature you provided. Check your AWS Secret Access Key and signing \
+                method. Consult the service documentation for details."
+                .to_owned(),
+            ApiError::Auth(
+                AuthError::Incomplete(why) | AuthError::WrongScope(why) | AuthError::Expired(why),
+            ) => why.clone(),
         }
     }
 
@@ -194,8 +223,17 @@ impl ApiError {
             ApiError::TooManyRequests(_) => Some("ConcurrentInvocationLimitExceeded"),
             _ => None,
         };
-        let body = ErrorBody { kind, message: &message, reason };
-        let mut response = crate::refusal::json(self.status(), &body);
+        let mut response = match self {
+            // AWS's front door answers these before Lambda does, in its own
+            // shape: `{"message": ...}` (botocore reads the error's code from
+            // `X-Amzn-ErrorType`, its message from either shape).
+            ApiError::Auth(_) => {
+                crate::refusal::json(self.status(), &AuthBody { message: &message })
+            }
+            _ => {
+                crate::refusal::json(self.status(), &ErrorBody { kind, message: &message, reason })
+            }
+        };
         let headers = response.headers_mut();
         headers.insert(ERROR_TYPE, HeaderValue::from_static(self.error_type()));
         if matches!(self, ApiError::TooManyRequests(_))
@@ -208,9 +246,25 @@ impl ApiError {
 
     /// One of each kind, in the documentation's order, with when it is
     /// given.
-    pub fn kinds() -> [(ApiError, &'static str); 9] {
+    pub fn kinds() -> [(ApiError, &'static str); 13] {
         let service = ApiError::Service(StatusCode::SERVICE_UNAVAILABLE, "");
         [
+            (
+                ApiError::Auth(AuthError::Missing),
+                "no `Authorization` header (with `--invoke-auth sigv4`, the default)",
+            ),
+            (
+                ApiError::Auth(AuthError::Incomplete(String::new())),
+                "an `Authorization` header that is not a Signature Version 4 one, or no `X-Amz-Date`",
+            ),
+            (
+                ApiError::Auth(AuthError::UnknownKey),
+                "signed with an access key the pod does not have (or the pod has none)",
+            ),
+            (
+                ApiError::Auth(AuthError::Mismatch),
+                "the signature is not the key's (a wrong secret, or a request changed on its way), or it is dated more than 5 minutes from the pod's clock, or scoped to another region or service",
+            ),
             (
                 ApiError::ResourceNotFound(String::new()),
                 "no function of this pod has that name, or the qualifier is not `$LATEST`",
@@ -292,6 +346,7 @@ impl InvokeApi {
     /// (its logical id and its binary's name).
     pub fn new(
         targets: Vec<(Vec<String>, Target)>,
+        verifier: Verifier,
         budget: Budget,
         metrics: Metrics,
         region: String,
@@ -306,6 +361,7 @@ impl InvokeApi {
         InvokeApi {
             counted: metrics.route("Invoke API"),
             by_name,
+            verifier,
             budget,
             metrics,
             region,
@@ -364,6 +420,13 @@ impl InvokeApi {
         request_id: &str,
     ) -> (String, Result<Response<Full<Bytes>>, ApiError>) {
         let (parts, body) = request.into_parts();
+        // Who is calling, first, as on AWS: a call that is not signed by one
+        // of the pod's keys learns nothing of its functions, and its body
+        // is not read (the connection closes with the answer).
+        let claim = match self.verifier.check_head(&parts, SystemTime::now()) {
+            Ok(claim) => claim,
+            Err(e) => return (String::new(), Err(ApiError::Auth(e))),
+        };
         let found = operation(&parts.method, parts.uri.path())
             .and_then(|name| self.find(&name, parts.uri.query()))
             .and_then(|target| Ok((target, Headers::read(&parts.headers)?)));
@@ -377,14 +440,26 @@ impl InvokeApi {
         };
         let function = target.pool.function().to_owned();
         if headers.invocation_type == InvocationType::DryRun {
-            let _ = intake::refuse(Refusal::BadRequest, &parts, body).await;
+            // Read, for the signature; then dropped.
+            let limit = intake::MAX_BODY_BYTES;
+            let declared = intake::declared_length(&parts);
+            let read =
+                intake::read_body((), &self.budget, &self.metrics, &parts, body, declared, limit);
+            let checked = match read.await {
+                Ok((_, _, body)) => prove(claim, &parts, &body),
+                Err(refusal) => Err(ApiError::from_refusal(refusal)),
+            };
+            if let Err(e) = checked {
+                return (function, Err(e));
+            }
             let mut response = Response::new(Full::new(Bytes::new()));
             *response.status_mut() = StatusCode::NO_CONTENT;
             return (function, Ok(response));
         }
         let declared = intake::declared_length(&parts);
         if headers.invocation_type == InvocationType::Event {
-            let queued = self.enqueue(target, parts, body, declared, request_id, headers).await;
+            let call = Call { parts, body, declared, claim };
+            let queued = self.enqueue(target, call, request_id, headers).await;
             return (function, queued);
         }
         if declared.is_some_and(|n| n > intake::MAX_BODY_BYTES as u64) {
@@ -397,6 +472,9 @@ impl InvokeApi {
             Ok(admitted) => admitted,
             Err(refusal) => return (function, Err(ApiError::from_refusal(refusal))),
         };
+        if let Err(e) = prove(claim, &parts, &body) {
+            return (function, Err(e));
+        }
         drop(parts);
         if let Err(e) = check_json(&body) {
             return (function, Err(e));
@@ -439,12 +517,11 @@ impl InvokeApi {
     async fn enqueue(
         &self,
         target: &Target,
-        parts: hyper::http::request::Parts,
-        body: ClientBody,
-        declared: Option<u64>,
+        call: Call,
         request_id: &str,
         headers: Headers,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let Call { parts, body, declared, claim } = call;
         let limit = events::MAX_EVENT_BYTES;
         let read =
             intake::read_body((), &self.budget, &self.metrics, &parts, body, declared, limit).await;
@@ -453,6 +530,7 @@ impl InvokeApi {
             Err(Refusal::PayloadTooLarge) => return Err(ApiError::RequestTooLarge(limit)),
             Err(refusal) => return Err(ApiError::from_refusal(refusal)),
         };
+        prove(claim, &parts, &body)?;
         check_json(&body)?;
         // The client context waits with the event: charged to it too.
         let context = headers.client_context.as_ref().map_or(0, String::len);
@@ -554,6 +632,27 @@ fn check_json(payload: &[u8]) -> Result<(), ApiError> {
 }
 
 /// The function name of an Invoke request's path, percent-decoded.
+/// A call's head and its body not yet read, with what its signature claims.
+struct Call {
+    parts: hyper::http::request::Parts,
+    body: ClientBody,
+    declared: Option<u64>,
+    claim: Option<Claim>,
+}
+
+/// The signature's proof over the body read (nothing to prove when anyone
+/// may call).
+fn prove(
+    claim: Option<Claim>,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    match claim {
+        Some(claim) => claim.check_body(parts, body).map_err(ApiError::Auth),
+        None => Ok(()),
+    }
+}
+
 fn operation(method: &Method, path: &str) -> Result<String, ApiError> {
     let name = path
         .strip_prefix(PREFIX)

@@ -18,6 +18,8 @@
 //! * [`extension_api`]: Lambda's Extensions API beside each environment's
 //!   Runtime API: a function's external extensions, their registration and
 //!   events, and the phases they take part in.
+//! * [`signature`]: who calls the Invoke API: AWS Signature Version 4
+//!   against the pod's access keys.
 //! * [`config`]: flags and environment variables.
 //! * [`connections`]: the connections a port holds, and which gives way
 //!   to a new one at the cap, or to a request the budget cannot hold (the
@@ -63,6 +65,7 @@ pub mod refusal;
 pub mod routes;
 pub mod runtime_api;
 pub mod server;
+pub mod signature;
 pub mod template;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -100,6 +103,8 @@ pub enum StartError {
     UnknownFunction(String, String),
     #[error("function {0}: {1}")]
     Extensions(String, String),
+    #[error("--invoke-keys {0}: {1}")]
+    InvokeKeys(String, String),
 }
 
 /// The ports the gateway serves, bound by its caller (on port 0 in tests).
@@ -235,8 +240,10 @@ pub async fn serve(
         throttle = config.throttle,
         "gateway starting"
     );
+    let verifier = invoke_verifier(&config)?;
     let invoke = Arc::new(InvokeApi::new(
         targets,
+        verifier,
         budget.clone(),
         metrics.clone(),
         config.region.clone(),
@@ -313,6 +320,33 @@ pub async fn serve(
         let _ = probes.await;
     }
     Ok(())
+}
+
+/// How the Invoke API checks its callers, from `--invoke-auth` and the
+/// keys in `--invoke-keys` (none when the file is absent: every call is
+/// then refused, and the log says so once).
+fn invoke_verifier(config: &Config) -> Result<signature::Verifier, StartError> {
+    if config.invoke_auth == config::InvokeAuth::None {
+        tracing::warn!(
+            "the Invoke API takes unsigned calls from anyone who reaches the admin port (--invoke-auth none)"
+        );
+        return Ok(signature::Verifier::Anyone);
+    }
+    let path = config.invoke_keys.display().to_string();
+    let keys = match std::fs::read_to_string(&config.invoke_keys) {
+        Ok(text) => signature::Keys::parse(&text).map_err(|e| StartError::InvokeKeys(path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => signature::Keys::default(),
+        Err(e) => return Err(StartError::InvokeKeys(path, e.to_string())),
+    };
+    if keys.is_empty() {
+        tracing::warn!(keys = %config.invoke_keys.display(), "the Invoke API has no access keys: every call is refused");
+    } else {
+        tracing::info!(
+            keys = keys.len(),
+            "the Invoke API takes calls signed with AWS Signature Version 4"
+        );
+    }
+    Ok(signature::Verifier::Keys { keys, region: config.region.clone() })
 }
 
 /// How to start `function`'s environments: its bootstrap, and the

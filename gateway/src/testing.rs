@@ -285,8 +285,12 @@ pub fn fake_pool(
 
 /// The gateway's settings from these flags, as `main` would parse them
 /// (the `KF_*` variables of the test's environment apply too: CI sets none).
+/// The Invoke API takes unsigned calls unless the flags say otherwise: the
+/// tests of its signatures say `--invoke-auth sigv4` (`tests/invoke_api.rs`).
 pub fn config(flags: &[&str]) -> Config {
-    Config::try_parse_from(std::iter::once("gateway").chain(flags.iter().copied()))
+    let anyone = (!flags.contains(&"--invoke-auth")).then_some(["--invoke-auth", "none"]);
+    let args = std::iter::once("gateway").chain(anyone.into_iter().flatten());
+    Config::try_parse_from(args.chain(flags.iter().copied()))
         .unwrap_or_else(|e| panic!("flags {flags:?}: {e}"))
 }
 
