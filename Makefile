@@ -1,7 +1,8 @@
 # One entry point for people and CI. Every target installs what it needs.
-#   make run    - the container's stack on this host: gateway + functions, http://127.0.0.1:8080 (EMULATOR=rie: through the AWS RIE;
+#   make run    - the container's stack on this host: gateway + functions, http://127.0.0.1:8080 (EMULATOR=rie: through the AWS RIE; INVOKE_AUTH=sigv4 INVOKE_KEYS=file: a signed Invoke API;
 #                 PARAMETERS="RequireApiKey=true ApiKeyHashes=id:hash": the template's parameters, here the API key switch)
 #   make keygen - a random API key, and its id:hash line for ApiKeyHashes (KEY_ID=name)
+#   make invoke-keygen - a random access key for the Invoke API: its ID:SECRET line (--invoke-keys, the kf-api-invoke-keys Secret)
 #   make watch  - the functions under cargo lambda watch (rebuilds on change), http://127.0.0.1:9000
 #   make test   - formatting, lints, validators, unit tests, end-to-end tests (lint validate unit e2e)
 #   make lint / validate / unit / e2e - one part of make test: fmt and clippy / deployment files / the crates' own and Python tests / real processes and cross-file checks
@@ -65,6 +66,10 @@ ADMIN_PORT ?= 9090
 # takes them.
 PARAMETERS ?=
 KEY_ID ?= default
+# `make run`'s Invoke API: none (unsigned calls, local work) or sigv4 with
+# the keys of INVOKE_KEYS (a file of make invoke-keygen's lines).
+INVOKE_AUTH ?= none
+INVOKE_KEYS ?=
 IMAGE_DIR := target/image/opt/kf-api
 
 ARCHS ?= amd64 arm64
@@ -74,7 +79,7 @@ IMAGE_ARCHIVE := target/oci/kf-api-amd64.tar
 NODE_OK := .tools/node-packages.stamp
 NODE_DIR := .tools/k8s-node
 
-.PHONY: help tools run image k8s-node k8s-node-down keygen watch stage test test-shipped k8s-test lint validate unit e2e test-summary bench loadtest build sam-build clean
+.PHONY: help tools run image k8s-node k8s-node-down keygen invoke-keygen watch stage test test-shipped k8s-test lint validate unit e2e test-summary bench loadtest build sam-build clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -129,9 +134,19 @@ $(RIE_STAMP):
 tools: $(TOOLS_OK) $(RIE_STAMP) $(CHECKOV_OK) $(LOADTEST_OK)
 
 run: stage $(if $(filter rie,$(EMULATOR)),$(RIE_STAMP))
+	@echo "The Invoke API on :$(ADMIN_PORT): $(if $(filter none,$(INVOKE_AUTH)),unsigned calls from anyone who reaches it (INVOKE_AUTH=none; INVOKE_AUTH=sigv4 INVOKE_KEYS=file asks for signatures),calls signed with a key of $(INVOKE_KEYS))"
 	KF_PARAMETER_OVERRIDES="$(PARAMETERS)" $(IMAGE_DIR)/gateway --listen $(HOST):$(PORT) --admin-listen $(HOST):$(ADMIN_PORT) \
+	  --invoke-auth $(INVOKE_AUTH) $(if $(INVOKE_KEYS),--invoke-keys $(INVOKE_KEYS)) \
 	  --template $(IMAGE_DIR)/template.yaml --functions-dir $(IMAGE_DIR)/functions \
 	  --emulator $(EMULATOR) --rie $(RIE) --log-format text --function-log-format text
+
+# An access key for the Invoke API (--invoke-keys, the kf-api-invoke-keys
+# Secret), from the system's CSPRNG: give the client the id and the secret
+# (as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), the pod the line.
+invoke-keygen:
+	@python3 -c 'import secrets, string; a = string.ascii_uppercase + string.digits; \
+	key_id = "KFAPI" + "".join(secrets.choice(a) for _ in range(15)); \
+	print(key_id + ":" + secrets.token_urlsafe(30))'
 
 # A key from the system's CSPRNG; only its SHA-256 goes into configuration.
 keygen:

@@ -653,6 +653,34 @@ def render_reliability(r: dict) -> str:
             f"slowest in {c['slowest_ms']:.0f} ms; {c['evicted']:,.0f} slow connections closed to make room; "
             f"the gateway's peak memory {c['gateway_peak_rss_kb'] / 1024:.0f} MiB, the pod's "
             f"{c['pod_peak_kb'] / 1024:.0f} of {c['limit_kb'] / 1024:.0f} MiB, {c['oom_kills']} OOM kills |")
+    if "slow-bodies" in r:
+        c = r["slow-bodies"]
+        rows.append(
+            f"| {c['slow_bodies']:,} clients declaring 1 MB bodies and sending a byte of them every 2 s, for "
+            f"{c['seconds']} s, from one machine | a fresh client's `/ping` every quarter second: "
+            f"{c['fresh_requests'] - c['fresh_failed']} of {c['fresh_requests']} answered 200 within 1 s, the "
+            f"slowest in {c['slowest_ms']:.0f} ms; {c['evicted']:,.0f} slow connections closed to make room, "
+            f"{c['attacker_cut']:,} cut in all (408 below 4 KiB/s); the gateway's peak memory "
+            f"{c['gateway_peak_rss_kb'] / 1024:.0f} MiB, the pod's {c['pod_peak_kb'] / 1024:.0f} of "
+            f"{c['limit_kb'] / 1024:.0f} MiB, {c['oom_kills']} OOM kills |")
+    if "slow-invokers" in r:
+        c = r["slow-invokers"]
+        rows.append(
+            f"| {c['callers']} pods' connections to the admin port posting Invoke API heads of 1 MB payloads "
+            f"and trickling them, for {c['seconds']} s, from one address | the kubelet's probes every second: "
+            f"{c['probes'] - c['probes_failed']} of {c['probes']} answered within 2 s on the probes' port "
+            f"(slowest {c['slowest_probe_ms']:.0f} ms), {c['admin_probes'] - c['admin_probes_failed']} of "
+            f"{c['admin_probes']} on the admin port (slowest {c['slowest_admin_probe_ms']:.0f} ms); the unsigned "
+            f"calls refused from their heads, {c['attacker_cut']:,} connections cut; {c['oom_kills']} OOM kills |")
+    if "key-bomb" in r:
+        c = r["key-bomb"]
+        answers = ", ".join(f"{n} {k.removeprefix('Ok(').removesuffix(')')}" for k, n in sorted(c["answers"].items()))
+        rows.append(
+            f"| A {c['body_bytes'] / 1e6:.1f} MB JSON object of 520,000 short keys at `hello`, once and then "
+            f"{c['at_once']} at once | answers: {answers}; no process of the pod killed or replaced "
+            f"({c['hello_cold_starts']:.0f} cold start of `hello` in all), `hello`'s environment at most "
+            f"{c['hello_env_peak_bytes'] / 2**20:.0f} MiB, the pod's peak {c['pod_peak_kb'] / 1024:.0f} of "
+            f"{c['limit_kb'] / 1024:.0f} MiB, {c['oom_kills']} OOM kills |")
     if "slow-readers" in r:
         c = r["slow-readers"]
         rows.append(

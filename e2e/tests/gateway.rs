@@ -683,23 +683,49 @@ fn real_clients_invoke_functions_by_name(emulator: Emulator) {
         // One of Lambda's own modeled errors, as an SDK knows them.
         assert_eq!(c["class"], json!(exception), "{name}: {c}");
     }
-    // `cargo lambda invoke`, as against `cargo lambda watch`.
-    let port = stack.admin.rsplit(':').next().expect("a port");
+    // Who is calling: botocore's own reading of the pod's refusals.
+    for (name, exception) in [
+        ("unsigned", "MissingAuthenticationTokenException"),
+        ("wrong secret", "InvalidSignatureException"),
+        ("unknown key", "UnrecognizedClientException"),
+        ("another region", "InvalidSignatureException"),
+    ] {
+        let c = case(name);
+        assert_eq!(
+            (&c["exception"], &c["status"]),
+            (&json!(exception), &json!(403)),
+            "{name}: {c}"
+        );
+    }
+    // `cargo lambda invoke --remote`: the Rust SDK, signing with the key.
     let cargo_lambda = workspace_root().join(".venv/bin/cargo-lambda");
-    let out = Command::new(&cargo_lambda)
-        .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", port])
-        .args(["--data-file", event.to_str().expect("a UTF-8 path"), "--output-format", "json"])
-        .arg("HelloFunction")
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", cargo_lambda.display()));
+    let lambda_invoke = |key: &str| {
+        let (id, secret) = key.split_once(':').expect("id:secret");
+        Command::new(&cargo_lambda)
+            .args(["lambda", "invoke", "--remote", "--endpoint-url", &stack.admin])
+            .args(["--region", "us-east-1", "--data-file", event.to_str().expect("a UTF-8 path")])
+            .args(["--output-format", "json", "HelloFunction"])
+            .envs([("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret)])
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", cargo_lambda.display()))
+    };
+    let out = lambda_invoke(TEST_KEY);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "cargo lambda invoke: {text} {}",
+        "cargo lambda invoke --remote: {text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let answer: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON output");
     assert_eq!(answer["statusCode"], 200, "{answer}");
+    let refused = lambda_invoke("test:wrong");
+    assert!(!refused.status.success(), "a wrong secret was taken");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("InvalidSignatureException"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let metrics = stack.metrics();
     assert!(
         metrics.contains(r#"kf_gateway_requests_total{route="Invoke API",status="200"}"#),

@@ -13,6 +13,9 @@
 #   - the LoadBalancer Service gets an address (`kubectl get svc` shows it),
 #     and the API answers through it: /ping, hello, a 422 naming n, a 404,
 #     the docs; with the api-key overlay (a real key put in), 401 then 200;
+#   - the Invoke API through the admin Service, with boto3 signing with a key
+#     of the kf-api-invoke-keys Secret: 200, a dry run 204; a wrong secret
+#     and an unsigned call 403; not on the LoadBalancer;
 #   - the repo's locustfile.py through that address: 0 failures;
 #   - a rolling update under Locust load: 0 failures; a pod deleted under
 #     load: failures counted, and the time until its replacement is Ready;
@@ -112,6 +115,9 @@ test_overlay() { # overlay [dir]
   local overlay=$1 dir=${2:-k8s/overlays/$1} ns=kf-$1 name
   say "overlay $overlay (namespace $ns)"
   restricted_namespace "$ns"
+  # The Invoke API's access keys, as an operator gives them (before the
+  # pods start: the gateway reads them once).
+  quiet create secret generic kf-api-invoke-keys -n "$ns" --from-literal=keys="$invoke_key"
   quiet apply -k "$dir" -n "$ns"
   pass "applied under Pod Security restricted, no warnings"
   for name in $(k get deployments -n "$ns" -o name); do
@@ -132,6 +138,7 @@ m=$state/manifests/k8s/overlays
 sed -i 's|^\(    newName: \).*/kf-api$|\1kf-api|' "$m/gke/kustomization.yaml"
 sed -i 's|imagePullPolicy: Always|imagePullPolicy: IfNotPresent|' "$m/gke/deployment-zones.yaml"
 grep -q 'newName: kf-api$' "$m/gke/kustomization.yaml" || die "the gke overlay's image was not swapped"
+invoke_key=$(make -s --no-print-directory invoke-keygen)
 key=kf_node_test_$RANDOM$RANDOM
 hash=$(python3 -c 'import hashlib, sys; print("test:" + hashlib.sha256(sys.argv[1].encode()).hexdigest())' "$key")
 sed -i "s/REPLACE-WITH-the-hash-lines-of-make-keygen/$hash/" "$m/api-key/kustomization.yaml"
@@ -185,8 +192,31 @@ expect "the OpenAPI document" 200 '"openapi"' GET "$base/openapi.json"
 admin=http://$(k get service kf-api-admin -n "$ns" -o jsonpath='{.spec.clusterIP}'):9090
 invoke=2015-03-31/functions
 ping_event='{"version":"2.0","rawPath":"/ping","requestContext":{"http":{"method":"GET","path":"/ping"}}}'
-expect "the Invoke API through the admin Service, by logical id" 200 'pong!' POST "$admin/$invoke/PingFunction/invocations" "$ping_event"
-expect "a dry run by binary name" 204 '' POST "$admin/$invoke/hello/invocations" '' 'x-amz-invocation-type: DryRun'
+# boto3 from the node, signing with the Secret's key: "status payload".
+signed() { # function invocation-type key
+  in_node "$root/.venv/bin/python" - "$admin" "$@" "$ping_event" <<'EOF'
+import sys, boto3, botocore.config, botocore.exceptions
+admin, function, kind, key, event = sys.argv[1:6]
+key_id, secret = key.split(":", 1)
+client = boto3.client("lambda", endpoint_url=admin, region_name="us-east-1", aws_access_key_id=key_id,
+                      aws_secret_access_key=secret, config=botocore.config.Config(retries={"max_attempts": 1}))
+try:
+    r = client.invoke(FunctionName=function, InvocationType=kind, Payload=event.encode())
+    print(r["StatusCode"], r["Payload"].read().decode())
+except botocore.exceptions.ClientError as e:
+    print(e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"])
+EOF
+}
+signed_expect() { # description "status" substring function invocation-type key
+  local what=$1 status=$2 substring=$3 got
+  got=$(signed "$4" "$5" "$6")
+  [[ "$got" == "$status "* && "$got" == *"$substring"* ]] || die "$what: got '$got'"
+  pass "$what: $status"
+}
+signed_expect "the Invoke API through the admin Service, signed, by logical id" 200 'pong!' PingFunction RequestResponse "$invoke_key"
+signed_expect "a signed dry run by binary name" 204 '' hello DryRun "$invoke_key"
+signed_expect "a wrong secret" 403 'InvalidSignatureException' PingFunction RequestResponse "${invoke_key%%:*}:wrong"
+expect "an unsigned call" 403 'Missing Authentication Token' POST "$admin/$invoke/PingFunction/invocations" "$ping_event"
 expect "the Invoke API is not on the LoadBalancer" 404 'Not Found' POST "$base/$invoke/PingFunction/invocations" "$ping_event"
 if in_node python3 -c "import socket, sys; socket.create_connection((sys.argv[1], 9090), timeout=3)" "$lb" 2>/dev/null; then
   die "the LoadBalancer's address answers on the admin port"
