@@ -666,8 +666,9 @@ def render_reliability(r: dict) -> str:
     if "slow-invokers" in r:
         c = r["slow-invokers"]
         rows.append(
-            f"| {c['callers']} pods' connections to the admin port posting Invoke API heads of 1 MB payloads "
-            f"and trickling them, for {c['seconds']} s, from one address | the kubelet's probes every second: "
+            f"| {c['callers']} connections from one pod of the cluster to the admin port, each posting an Invoke "
+            f"API head that declares a 1 MB payload and trickling it, for {c['seconds']} s | the kubelet's probes "
+            f"every second: "
             f"{c['probes'] - c['probes_failed']} of {c['probes']} answered within 2 s on the probes' port "
             f"(slowest {c['slowest_probe_ms']:.0f} ms), {c['admin_probes'] - c['admin_probes_failed']} of "
             f"{c['admin_probes']} on the admin port (slowest {c['slowest_admin_probe_ms']:.0f} ms); the unsigned "
