@@ -1058,18 +1058,25 @@ mod attack {
     }
 
     /// `count` attackers from 127.0.0.`from` (a machine of its own), each
-    /// on a connection of its own to `target`: it sends `head`, then
-    /// `chunk` bytes every `every`, and reconnects when cut, until `flood`
-    /// stops. The first connections are spread over a second.
+    /// on a connection of its own: it sends `head`, then `chunk` bytes every
+    /// `every`, and reconnects when cut.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Trickle {
+        pub count: usize,
+        pub from: u8,
+        pub head: &'static [u8],
+        pub every: Duration,
+        pub chunk: usize,
+    }
+
+    /// Starts `attack`'s attackers against `target`, until `flood` stops.
+    /// The first connections are spread over a second.
     pub fn trickle(
         flood: &std::sync::Arc<Flood>,
         target: std::net::SocketAddr,
-        count: usize,
-        from: u8,
-        head: &'static [u8],
-        every: Duration,
-        chunk: usize,
+        attack: Trickle,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        let Trickle { count, from, head, every, chunk } = attack;
         (0..count)
             .map(|i| {
                 let flood = flood.clone();
@@ -1090,6 +1097,36 @@ mod attack {
                 })
             })
             .collect()
+    }
+
+    /// What fresh clients saw while a flood ran.
+    pub struct UnderFlood {
+        /// Each fresh `/ping`: its status and how long it took.
+        pub answers: Vec<(String, Duration)>,
+        /// The gateway's peak resident memory meanwhile, in kB.
+        pub gateway_peak_kb: u64,
+        /// The attackers' connections that were cut.
+        pub cut: u64,
+    }
+
+    /// Runs `attacks` against `stack`'s public port, lets them build up for
+    /// 3 s, then a fresh client's `/ping` every quarter second for
+    /// `seconds`, and stops them.
+    pub fn fresh_pings_under(stack: &Stack, attacks: &[Trickle], seconds: u64) -> UnderFlood {
+        let gateway = stack.server.child.id();
+        let target = target(stack);
+        runtime().block_on(async move {
+            let flood = std::sync::Arc::new(Flood::default());
+            let attackers: Vec<_> =
+                attacks.iter().flat_map(|attack| trickle(&flood, target, *attack)).collect();
+            let sampler = sample_rss(&flood, gateway);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let answers = fresh_clients(target, "/ping", Duration::from_millis(250), seconds).await;
+            flood.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            attackers.iter().for_each(tokio::task::JoinHandle::abort);
+            let gateway_peak_kb = sampler.await.expect("sampler");
+            UnderFlood { answers, gateway_peak_kb, cut: flood.cut() }
+        })
     }
 
     /// The peak resident memory of process `pid` in kB, sampled every 50 ms
@@ -1196,41 +1233,22 @@ fn slow_clients_cannot_shut_fresh_ones_out() {
     // The slow bodies' requests are admitted and hold their bytes, rather
     // than being turned away at the queue's default 128.
     let stack = attack::pod("slow-clients", 1024);
-    let gateway = stack.server.child.id();
-    let target = attack::target(&stack);
-    let runtime = attack::runtime();
-    let (answers, peak_kb, cut) = runtime.block_on(async move {
-        let flood = std::sync::Arc::new(attack::Flood::default());
-        let mut attackers = attack::trickle(
-            &flood,
-            target,
-            SLOW_HEADS,
-            2,
-            b"GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: ",
-            Duration::from_secs(2),
-            1,
-        );
-        attackers.extend(attack::trickle(
-            &flood,
-            target,
-            SLOW_BODIES,
-            3,
-            b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 6000000\r\n\r\n{\"n\": 12, \"pad\": \"",
-            Duration::from_secs(1),
-            1024,
-        ));
-        let sampler = attack::sample_rss(&flood, gateway);
-        // Let the flood build up, then the fresh client, every 250 ms.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let answers =
-            attack::fresh_clients(target, "/ping", Duration::from_millis(250), SECONDS).await;
-        flood.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for attacker in attackers {
-            attacker.abort();
-        }
-        let peak = sampler.await.expect("sampler");
-        (answers, peak, flood.cut())
-    });
+    let heads = attack::Trickle {
+        count: SLOW_HEADS,
+        from: 2,
+        head: b"GET /ping HTTP/1.1\r\nhost: x\r\nx-slow: ",
+        every: Duration::from_secs(2),
+        chunk: 1,
+    };
+    let bodies = attack::Trickle {
+        count: SLOW_BODIES,
+        from: 3,
+        head: b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 6000000\r\n\r\n{\"n\": 12, \"pad\": \"",
+        every: Duration::from_secs(1),
+        chunk: 1024,
+    };
+    let attack::UnderFlood { answers, gateway_peak_kb: peak_kb, cut } =
+        attack::fresh_pings_under(&stack, &[heads, bodies], SECONDS);
     let (failed, slowest) = attack::judge(&answers);
     let metrics = stack.metrics();
     let evicted = metric(&metrics, "kf_gateway_connections_evicted_total");
@@ -1273,24 +1291,15 @@ fn slow_bodies_cannot_shut_fresh_ones_out() {
     const SLOW_BODIES: usize = 1_400;
     const SECONDS: u64 = 20;
     let stack = attack::pod("slow-bodies", 1024);
-    let gateway = stack.server.child.id();
-    let target = attack::target(&stack);
-    let runtime = attack::runtime();
-    let (answers, peak_kb, cut) = runtime.block_on(async move {
-        let flood = std::sync::Arc::new(attack::Flood::default());
-        let head: &[u8] =
-            b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n{";
-        let attackers =
-            attack::trickle(&flood, target, SLOW_BODIES, 2, head, Duration::from_secs(2), 1);
-        let sampler = attack::sample_rss(&flood, gateway);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let answers =
-            attack::fresh_clients(target, "/ping", Duration::from_millis(250), SECONDS).await;
-        flood.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        attackers.iter().for_each(tokio::task::JoinHandle::abort);
-        let peak = sampler.await.expect("sampler");
-        (answers, peak, flood.cut())
-    });
+    let bodies = attack::Trickle {
+        count: SLOW_BODIES,
+        from: 2,
+        head: b"POST /api/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n{",
+        every: Duration::from_secs(2),
+        chunk: 1,
+    };
+    let attack::UnderFlood { answers, gateway_peak_kb: peak_kb, cut } =
+        attack::fresh_pings_under(&stack, &[bodies], SECONDS);
     let (failed, slowest) = attack::judge(&answers);
     let metrics = stack.metrics();
     let evicted = metric(&metrics, "kf_gateway_connections_evicted_total");
@@ -1334,9 +1343,15 @@ fn slow_invoke_callers_cannot_starve_the_probes() {
     let runtime = attack::runtime();
     let (on_probes, on_admin, cut) = runtime.block_on(async move {
         let flood = std::sync::Arc::new(attack::Flood::default());
-        let head: &[u8] = b"POST /2015-03-31/functions/HelloFunction/invocations HTTP/1.1\r\n\
-                            host: x\r\ncontent-length: 1000000\r\n\r\n{";
-        let attackers = attack::trickle(&flood, admin, CALLERS, 2, head, Duration::from_secs(2), 1);
+        let callers = attack::Trickle {
+            count: CALLERS,
+            from: 2,
+            head: b"POST /2015-03-31/functions/HelloFunction/invocations HTTP/1.1\r\n\
+                    host: x\r\ncontent-length: 1000000\r\n\r\n{",
+            every: Duration::from_secs(2),
+            chunk: 1,
+        };
+        let attackers = attack::trickle(&flood, admin, callers);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let every = Duration::from_secs(1);
         let (on_probes, on_admin) = tokio::join!(

@@ -160,7 +160,7 @@ pub async fn run_admin(
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
     let connections = Connections::new(ADMIN_CONNECTIONS);
     let metrics = gateway.metrics().clone();
-    accept_loop(&listener, connections, &metrics, stop, |stream, _, mut place| {
+    accept_loop(&listener, connections, &metrics, stop, |stream, _, place| {
         let (gateway, invoke) = (gateway.clone(), invoke.clone());
         let state = place.state.clone();
         let service = layered(move |request: Request<Incoming>| {
@@ -179,15 +179,19 @@ pub async fn run_admin(
                 response
             }
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = connection => {}
-                _ = &mut place.closed => {}
-            }
-        });
+        spawn_until_closed(http.serve_connection(TokioIo::new(stream), service), place);
     })
     .await;
+}
+
+/// Runs `connection` until it ends or its `place` is chosen to give way.
+fn spawn_until_closed(connection: impl Future + Send + 'static, mut place: Place) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = connection => {}
+            _ = &mut place.closed => {}
+        }
+    });
 }
 
 /// Serves the probes' port until `stop` resolves: `/healthz` and `/readyz`
@@ -209,7 +213,7 @@ pub async fn run_probes(
         .max_buf_size(MAX_HEAD_BYTES);
     let connections = Connections::new(PROBE_CONNECTIONS);
     let metrics = gateway.metrics().clone();
-    accept_loop(&listener, connections, &metrics, stop, |stream, _, mut place| {
+    accept_loop(&listener, connections, &metrics, stop, |stream, _, place| {
         let gateway = gateway.clone();
         let service = layered(move |request: Request<Incoming>| {
             let gateway = gateway.clone();
@@ -220,13 +224,7 @@ pub async fn run_probes(
                 }
             }
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = connection => {}
-                _ = &mut place.closed => {}
-            }
-        });
+        spawn_until_closed(http.serve_connection(TokioIo::new(stream), service), place);
     })
     .await;
 }
