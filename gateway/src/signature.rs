@@ -149,8 +149,8 @@ impl Verifier {
                 parsed.date
             )));
         }
-        let skew =
-            now.duration_since(time).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+        // How far apart the two clocks are, either way.
+        let skew = now.duration_since(time).unwrap_or_else(|ahead| ahead.duration());
         if skew > MAX_SKEW {
             let (earliest, latest) = (now - MAX_SKEW, now + MAX_SKEW);
             let message = if time < now {
