@@ -55,11 +55,13 @@ pub const BODY_GRACE: Duration = Duration::from_secs(2);
 #[error("the body arrived slower than {MIN_BODY_RATE} bytes a second")]
 pub struct TooSlow;
 
-/// A client's request body as the gateway reads it: while it is read, its
-/// connection may give way to a new one at the cap (as one waiting for a
-/// head may, [`crate::connections`]), and it must keep [`MIN_BODY_RATE`]
-/// after [`BODY_GRACE`], or it ends with [`TooSlow`]. The clock starts at
-/// the first read, so time spent before (the authorizer) is not counted.
+/// A client's request body as the gateway reads it: while the gateway waits
+/// for more of it, its connection may give way to a new one at the cap (as
+/// one waiting for a head may, [`crate::connections`]), and it must keep
+/// [`MIN_BODY_RATE`] after [`BODY_GRACE`], or it ends with [`TooSlow`]. The
+/// clock starts at the first read, so time spent before (the authorizer) is
+/// not counted. A body that is all there when read (most are) costs neither
+/// a timer nor a change of the connection's state.
 #[derive(Debug)]
 pub struct ClientBody {
     inner: Incoming,
@@ -73,8 +75,8 @@ pub struct ClientBody {
 struct Pace {
     started: Instant,
     received: usize,
-    /// When more must have arrived.
-    deadline: Pin<Box<Sleep>>,
+    /// When more must have arrived, once the gateway has had to wait.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl Pace {
@@ -100,20 +102,26 @@ impl hyper::body::Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let pace = this.pace.get_or_insert_with(|| {
-            let started = Instant::now();
-            let deadline = Box::pin(tokio::time::sleep_until(started + BODY_GRACE));
-            Pace { started, received: 0, deadline }
-        });
-        if this.reading.is_none() && !this.inner.is_end_stream() {
-            this.reading = this.connection.as_ref().map(State::reading_body);
+        if this.inner.is_end_stream() {
+            // Nothing (more) to wait for: most requests, no timer, no mark.
+            this.reading = None;
+            return Pin::new(&mut this.inner)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(Into::into)));
         }
+        let pace = this.pace.get_or_insert_with(|| Pace {
+            started: Instant::now(),
+            received: 0,
+            deadline: None,
+        });
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     pace.received += data.len();
                     let next = pace.next_deadline();
-                    pace.deadline.as_mut().reset(next);
+                    if let Some(deadline) = pace.deadline.as_mut() {
+                        deadline.as_mut().reset(next);
+                    }
                 }
                 if this.inner.is_end_stream() {
                     this.reading = None;
@@ -124,13 +132,24 @@ impl hyper::body::Body for ClientBody {
                 this.reading = None;
                 Poll::Ready(other.map(|r| r.map_err(Into::into)))
             }
-            Poll::Pending => match pace.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.reading = None;
-                    Poll::Ready(Some(Err(Box::new(TooSlow))))
+            // Waiting for the client: the connection may give way now, and
+            // the body must keep its rate (a timer only for bodies that make
+            // the gateway wait).
+            Poll::Pending => {
+                if this.reading.is_none() {
+                    this.reading = this.connection.as_ref().map(State::reading_body);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                let next = pace.next_deadline();
+                let deadline =
+                    pace.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(next)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.reading = None;
+                        Poll::Ready(Some(Err(Box::new(TooSlow))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
